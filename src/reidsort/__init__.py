@@ -1,0 +1,3 @@
+"""reidsort: person re-identification training and DeepSORT-style multi-object tracking."""
+
+__version__ = "0.1.0"
