@@ -1,0 +1,49 @@
+"""The one entry point: ``python main.py task=<name> ...`` and the ``reidsort`` console script."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from reidsort.utils.errors import ReidsortError, user_errors
+from reidsort.utils.hydra_utils import config_dir, register_resolvers
+
+log = logging.getLogger("reidsort")
+
+
+def run_task(cfg: DictConfig) -> dict[str, Any]:
+    """Dispatch ``cfg.task`` to its function in ``reidsort.tasks`` and return its metrics."""
+    task_fn = hydra.utils.get_method(cfg.task._target_)
+    return task_fn(cfg)
+
+
+def select_optimized_metric(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
+    """Return the metric named by ``optimized_metric`` (what a Hydra sweeper optimises)."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if name not in metrics:
+        raise ReidsortError(
+            f"optimized_metric={name!r} is not among the task's metrics: {sorted(metrics)}"
+        )
+    return float(metrics[name])
+
+
+@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> float | None:
+    with user_errors():
+        metrics = run_task(cfg)
+        return select_optimized_metric(cfg, metrics)
+
+
+def main() -> None:
+    register_resolvers()
+    hydra_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""LightningDataModule for Re-ID: Market-1501, folder-per-identity and built-in synthetic data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from reidsort.data.datasets import (
+    ReIDSplit,
+    read_identity_folders,
+    read_market1501,
+    relabel,
+    split_identities,
+)
+from reidsort.data.image_dataset import ReIDImageDataset
+from reidsort.data.sampler import PKBatchSampler
+from reidsort.data.transforms import AugmentConfig, eval_transform, train_transform
+from reidsort.data.verify import drop_unreadable
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("market1501", "folder", "synthetic")
+
+
+def synthetic_root(base: str | Path, params: dict[str, Any]) -> Path:
+    """Cache folder for synthetic data: one sub-folder per parameter set."""
+    from reidsort.data.synthetic.market import GENERATOR_VERSION
+
+    key = json.dumps({"params": params, "version": GENERATOR_VERSION}, sort_keys=True)
+    return Path(base) / f"v{GENERATOR_VERSION}_{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def ensure_synthetic(base: str | Path, params: dict[str, Any]) -> Path:
+    """Generate the synthetic dataset for ``params`` unless it is cached already."""
+    from reidsort.data.synthetic.market import write_market1501
+
+    root = synthetic_root(base, params)
+    if not (root / "synthetic_meta.json").is_file():
+        log.info("generating synthetic Re-ID data in %s", root)
+        write_market1501(root, **params)
+    return root
+
+
+class ReIDDataModule(L.LightningDataModule):
+    """Identity-labelled images, PK-sampled for training, query/gallery for validation."""
+
+    def __init__(
+        self,
+        format: str = "market1501",
+        root: str | None = None,
+        test_root: str | None = None,
+        val_identities: float | int | None = None,
+        image_size: tuple[int, int] | list[int] = (256, 128),
+        p: int = 16,
+        k: int = 4,
+        batches_per_epoch: int | None = None,
+        eval_batch_size: int = 128,
+        num_workers: int = 4,
+        pin_memory: bool = False,
+        augment: dict[str, Any] | None = None,
+        synthetic: dict[str, Any] | None = None,
+        verify_images: bool = True,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        if format not in FORMATS:
+            raise ValueError(f"data.format={format!r}: expected one of {', '.join(FORMATS)}")
+        if root is None or str(root) in ("", "???"):
+            raise ValueError("data.root is not set: pass data.root=<dataset folder>")
+        self.format = format
+        self.root = str(root)
+        self.test_root = test_root
+        self.val_identities = val_identities
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.p, self.k = int(p), int(k)
+        self.batches_per_epoch = batches_per_epoch
+        self.eval_batch_size = int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.augment = AugmentConfig(**(augment or {}))
+        self.synthetic = dict(synthetic or {})
+        self.verify_images = verify_images
+        self.seed = int(seed or 0)
+        self.split: ReIDSplit | None = None
+        self.train_set: ReIDImageDataset | None = None
+        self.query_set: ReIDImageDataset | None = None
+        self.gallery_set: ReIDImageDataset | None = None
+        self.label_of_pid: dict[int, int] = {}
+        self.unreadable: list[str] = []
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def dataset_root(self) -> Path:
+        if self.format == "synthetic":
+            return synthetic_root(self.root, self.synthetic)
+        return Path(self.root)
+
+    def prepare_data(self) -> None:
+        if self.format == "synthetic":
+            ensure_synthetic(self.root, self.synthetic)
+
+    def _read(self) -> ReIDSplit:
+        root = self.dataset_root
+        if self.format == "folder":
+            records = read_identity_folders(root)
+            if self.test_root:
+                test = read_market1501(self.test_root)
+                return ReIDSplit(train=records, query=test.query, gallery=test.gallery)
+            return split_identities(records, self.val_identities or 0.2, self.seed)
+        split = read_market1501(root)
+        if self.test_root:
+            test = read_market1501(self.test_root)
+            split = ReIDSplit(train=split.train, query=test.query, gallery=test.gallery)
+        if self.val_identities:
+            return split_identities(split.train, self.val_identities, self.seed)
+        return split
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        split = self._read()
+        if self.verify_images:
+            parts = []
+            for records in (split.train, split.query, split.gallery):
+                kept, bad = drop_unreadable(records, num_threads=max(2, self.num_workers))
+                parts.append(kept)
+                self.unreadable.extend(bad)
+            if self.unreadable:
+                log.warning("skipped %d unreadable image(s) under %s", len(self.unreadable),
+                            self.dataset_root)
+            split = ReIDSplit(*parts)
+        if not split.train:
+            raise ValueError(f"{self.dataset_root}: no readable training images")
+        self.split = split
+        labels, self.label_of_pid = relabel(split.train)
+        num_ids = len(self.label_of_pid)
+        if num_ids < self.p:
+            raise ValueError(
+                f"{self.dataset_root}: {num_ids} training identities but the PK sampler needs "
+                f"P={self.p} per batch (lower data.p)"
+            )
+        self.train_set = ReIDImageDataset(
+            split.train, labels, train_transform(self.image_size, self.augment)
+        )
+        evaluation = eval_transform(self.image_size)
+        self.query_set = ReIDImageDataset(split.query, [r.pid for r in split.query], evaluation)
+        self.gallery_set = ReIDImageDataset(
+            split.gallery, [r.pid for r in split.gallery], evaluation
+        )
+
+    @property
+    def num_classes(self) -> int:
+        if self.split is None:
+            self.setup()
+        return len(self.label_of_pid)
+
+    def summary(self) -> dict[str, int]:
+        assert self.split is not None
+        return {
+            "train_images": len(self.split.train),
+            "train_identities": len(self.label_of_pid),
+            "query_images": len(self.split.query),
+            "gallery_images": len(self.split.gallery),
+            "unreadable_images": len(self.unreadable),
+        }
+
+    # ------------------------------------------------------------ dataloaders
+    def _distributed(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        world, rank = self._distributed()
+        sampler = PKBatchSampler(
+            self.train_set.labels.tolist(), p=self.p, k=self.k, seed=self.seed,
+            num_replicas=world, rank=rank, batches_per_epoch=self.batches_per_epoch,
+        )
+        return DataLoader(
+            self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+        )
+
+    def _eval_loader(self, dataset: ReIDImageDataset) -> DataLoader:
+        # Each rank embeds a strided shard; the LightningModule gathers them (indices dedupe).
+        world, rank = self._distributed()
+        indices = np.arange(len(dataset))[rank::world].tolist()
+        from torch.utils.data import Subset
+
+        return DataLoader(
+            Subset(dataset, indices), batch_size=self.eval_batch_size, shuffle=False,
+            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> list[DataLoader]:
+        assert self.query_set is not None and self.gallery_set is not None
+        return [self._eval_loader(self.query_set), self._eval_loader(self.gallery_set)]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.val_dataloader()
+
+    def describe(self) -> dict[str, Any]:
+        return {"format": self.format, "root": str(self.dataset_root),
+                "image_size": list(self.image_size), "p": self.p, "k": self.k,
+                "augment": asdict(self.augment)}

@@ -1,0 +1,81 @@
+"""Callbacks: a training-curves PNG rewritten after every epoch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+
+from reidsort.utils.io import atomic_output
+
+#: panels of the figure: title -> metric keys drawn in it
+CURVE_PANELS: dict[str, tuple[str, ...]] = {
+    "loss": ("train/loss_epoch", "train/ce", "train/triplet", "train/center"),
+    "train accuracy": ("train/acc",),
+    "validation": ("val/mAP", "val/rank1"),
+}
+
+
+class TrainingCurves(L.Callback):
+    """Record epoch metrics and redraw ``path`` (losses, train accuracy, val mAP / Rank-1)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def _record(self, trainer: L.Trainer, prefix: str) -> None:
+        epoch = trainer.current_epoch
+        for key, value in trainer.callback_metrics.items():
+            if not key.startswith(prefix):
+                continue
+            number = float(value)
+            if math.isfinite(number):
+                series = self.history.setdefault(key, [])
+                if series and series[-1][0] == epoch:
+                    series[-1] = (epoch, number)
+                else:
+                    series.append((epoch, number))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, "train/")
+        self._draw(trainer)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._record(trainer, "val/")
+        self._draw(trainer)
+
+    def _draw(self, trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero or not self.history:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(5 * len(CURVE_PANELS), 3.6))
+        for ax, (title, keys) in zip(axes, CURVE_PANELS.items()):
+            for key in keys:
+                points = self.history.get(key)
+                if points:
+                    xs, ys = zip(*points)
+                    ax.plot([x + 1 for x in xs], ys, marker="o", ms=3,
+                            label=key.split("/", 1)[1].removesuffix("_epoch"))
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_output(self.path) as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+
+    def state_dict(self) -> dict:
+        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = {k: [(int(e), float(v)) for e, v in pts]
+                        for k, pts in state_dict.get("history", {}).items()}
