@@ -41,7 +41,8 @@ class TrainingCurves(L.Callback):
         self._record(trainer, "train/")
         self._draw(trainer)
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_validation_end runs after the module's on_validation_epoch_end has logged val/*
         if trainer.sanity_checking:
             return
         self._record(trainer, "val/")

@@ -21,6 +21,9 @@ def synth(cfg: DictConfig) -> dict[str, float]:
         if not cfg.task.get("overwrite"):
             raise ReidsortError(f"{root} exists and is not empty (task.overwrite=true replaces it)")
         shutil.rmtree(root)
-    counts = write_market1501(root, **to_plain(cfg.task.params))
-    print(f"synthetic Market-1501 data written to {root}: {counts}", flush=True)
-    return {f"synth/{k}": float(v) for k, v in counts.items() if isinstance(v, (int, float))}
+    summary = write_market1501(root, **to_plain(cfg.task.params))
+    counts = {k: v for k, v in summary["counts"].items() if isinstance(v, (int, float))}
+    print(f"synthetic Market-1501 data written to {root}", flush=True)
+    for key, value in counts.items():
+        print(f"  {key:<28} {value}", flush=True)
+    return {f"synth/{k}": float(v) for k, v in counts.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from reidsort.data.datamodule import ReIDDataModule
 from reidsort.reid.baseline import histogram_baseline
@@ -22,7 +23,7 @@ from reidsort.reid.checkpoints import (
 )
 from reidsort.reid.module import ReIDModule
 from reidsort.utils.errors import ReidsortError
-from reidsort.utils.hydra_utils import to_plain
+from reidsort.utils.hydra_utils import resolved_yaml, to_plain
 from reidsort.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = _instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    # the resolved config sits next to the checkpoints; that is expected, not a stale run
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     if trainer.is_global_zero:
         atomic_write_text(output_dir / "checkpoints" / "config.yaml",
-                          OmegaConf.to_yaml(cfg, resolve=True))
+                          resolved_yaml(cfg))
 
     baseline: dict[str, float] = {}
     if cfg.task.get("histogram_baseline") and trainer.is_global_zero:

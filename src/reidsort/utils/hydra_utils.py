@@ -52,3 +52,13 @@ def to_plain(cfg: Any) -> Any:
 
 
 register_resolvers()
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    """The fully resolved config as YAML, without Hydra's own (runtime) node."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    plain = OmegaConf.create(container)
+    # interpolations may point at ${hydra:...}; resolve them against the live HydraConfig
+    return OmegaConf.to_yaml(plain, resolve=True)
