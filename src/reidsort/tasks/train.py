@@ -74,6 +74,10 @@ def build_module(cfg: DictConfig, num_classes: int) -> ReIDModule:
 def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     _check_sweep_strategy(cfg)
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True)
     output_dir = Path(cfg.paths.output_dir)
