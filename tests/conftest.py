@@ -72,6 +72,7 @@ def synthetic_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 #: tiny synthetic data + model settings for fast CPU tests
 TINY_TRAIN = [
+    "model=osnet_x0_25",
     "data.synthetic.num_identities=24",
     "data.synthetic.num_cameras=4",
     "data.synthetic.images_per_identity_camera=2",

@@ -39,13 +39,11 @@ def synthetic_root(base: str | Path, params: dict[str, Any]) -> Path:
 
 
 def ensure_synthetic(base: str | Path, params: dict[str, Any]) -> Path:
-    """Generate the synthetic dataset for ``params`` unless it is cached already."""
-    from reidsort.data.synthetic.market import write_market1501
+    """Generate the synthetic dataset for ``params`` unless a matching one is cached already."""
+    from reidsort.data.synthetic.market import ensure_synthetic_market1501
 
     root = synthetic_root(base, params)
-    if not (root / "synthetic_meta.json").is_file():
-        log.info("generating synthetic Re-ID data in %s", root)
-        write_market1501(root, **params)
+    ensure_synthetic_market1501(root, **params)
     return root
 
 
