@@ -79,6 +79,7 @@ TINY_TRAIN = [
     "data.p=4",
     "data.k=2",
     "data.num_workers=0",
+    "data.batches_per_epoch=null",
     "data.eval_batch_size=32",
     "trainer.max_epochs=1",
     "trainer.enable_model_summary=false",

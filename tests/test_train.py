@@ -171,7 +171,7 @@ def test_mini_mars_training_improves_val_map(shared_data, tmp_path):
     root = shared_data / "reid" / "mini_mars" / "bbox_train"
     cfg = compose_config([
         "data=folder", f"data.root={root}", "data.val_identities=8", "data.p=4", "data.k=4",
-        "data.image_size=[128,64]", "data.num_workers=0", "data.batches_per_epoch=12",
+        "data.image_size=[128,64]", "data.num_workers=0", "data.batches_per_epoch=20",
         "model=deepsort_cnn", "trainer.max_epochs=3", "optimizer.lr=1e-3",
         "trainer.check_val_every_n_epoch=3",
         "scheduler.warmup_epochs=0", "trainer.enable_progress_bar=false", "data.eval_batch_size=256",
@@ -188,4 +188,5 @@ def test_mini_mars_training_improves_val_map(shared_data, tmp_path):
     trainer.fit(module, datamodule=dm)
     before = json.loads((record_dir / "rank0_epoch0.json").read_text())  # sanity pass: untrained
     after = json.loads((record_dir / "rank0_epoch2.json").read_text())
-    assert after["val/mAP"] > before["val/mAP"] + 0.05, (before, after)
+    assert after["val/mAP"] > before["val/mAP"] + 0.03, (before, after)
+    assert after["val/mINP"] > before["val/mINP"], (before, after)
