@@ -150,22 +150,11 @@ class SyntheticStream:
 
 
 def _reference_inputs(np, dets, embeddings):
-    """deep_sort_app.py preprocessing for the reference: confidence filter, then its NMS."""
-    from deep_sort_realtime.deep_sort.detection import Detection
-    from deep_sort_realtime.utils.nms import non_max_suppression
+    """deep_sort_app.py preprocessing for the reference, shared with the fidelity tests."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "tracking"))
+    from deepsort_reference import reference_frame_input
 
-    keep = np.flatnonzero(dets[:, 4] >= CONFIG["min_confidence"])
-    tlwh = dets[keep, :4].copy()
-    tlwh[:, 2:] -= tlwh[:, :2]
-    picked = (
-        non_max_suppression(tlwh, CONFIG["nms_max_overlap"], dets[keep, 4]) if len(keep) else []
-    )
-    detections = []
-    for i in picked:
-        detection = Detection(tlwh[i], dets[keep[i], 4], embeddings[keep[i]])
-        detection.ltwh = np.asarray(tlwh[i], dtype=np.float64)  # nwojke's precision (dsr: float32)
-        detections.append(detection)
-    return detections
+    return reference_frame_input(dets, embeddings, CONFIG)
 
 
 def _run_ours(DeepSortTracker, frames, repeats):
