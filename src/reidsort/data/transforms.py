@@ -1,8 +1,10 @@
-"""Train and eval transforms (torchvision v2) on uint8 RGB tensors.
+"""Train and eval transforms on uint8 RGB tensors.
 
-``eval_transform`` is THE preprocessing of the project: training's validation, the exporters and
-the embedders use it (or its parameters: size, ImageNet mean/std, RGB order), so inference sees
-exactly what training saw.
+``eval_transform`` is the tensor front-end of THE preprocessing of the project,
+:func:`reidsort.data.preprocess.preprocess_crops` (NumPy only): training's validation, the
+exporters' verification and the embedders of the tracker all run that one function, so inference
+sees exactly what training saw. ``train_transform`` resizes with torchvision's antialiased
+bilinear, the same filter (tested within one grey level), before its augmentations.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from reidsort.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, PreprocessSpec, preprocess_image
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,29 @@ def _normalize() -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
 
-def eval_transform(image_size: Sequence[int]) -> v2.Compose:
+class EvalTransform:
+    """uint8 RGB ``(3, H, W)`` tensor -> float32 ``(3, height, width)`` model input.
+
+    A thin wrapper: the numbers come from :func:`reidsort.data.preprocess.preprocess_image`.
+    """
+
+    def __init__(self, image_size: Sequence[int]) -> None:
+        self.spec = PreprocessSpec(size_hw=(int(image_size[0]), int(image_size[1])))
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dtype != torch.uint8 or image.ndim != 3:
+            raise ValueError(f"expected a uint8 (3, H, W) image tensor, got {image.dtype} "
+                             f"{tuple(image.shape)}")
+        array = image.permute(1, 2, 0).contiguous().numpy()
+        return torch.from_numpy(preprocess_image(array, self.spec, input_order="RGB"))
+
+    def __repr__(self) -> str:
+        return f"EvalTransform(size_hw={self.spec.size_hw})"
+
+
+def eval_transform(image_size: Sequence[int]) -> EvalTransform:
     """Resize to ``(height, width)`` (bilinear, antialiased) and ImageNet-normalise."""
-    height, width = int(image_size[0]), int(image_size[1])
-    return v2.Compose([v2.Resize((height, width), antialias=True), *_normalize()])
+    return EvalTransform(image_size)
 
 
 def train_transform(image_size: Sequence[int], augment: AugmentConfig) -> v2.Compose:
