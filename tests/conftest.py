@@ -21,6 +21,16 @@ def shared_data_root() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run only with ``REIDSORT_SLOW_TESTS=1`` (keeps CI under 10 minutes)."""
+    if os.environ.get("REIDSORT_SLOW_TESTS", "") not in ("", "0"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: set REIDSORT_SLOW_TESTS=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_root()

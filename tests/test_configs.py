@@ -21,7 +21,8 @@ def test_default_config_composes_and_resolves(tmp_path):
     resolved_yaml(cfg)
     assert cfg.task.name == "train"
     assert cfg.optimized_metric == "val/mAP"
-    assert cfg.model.backbone._target_.endswith("deepsort_cnn")
+    assert cfg.model.backbone._target_.endswith("resnet18")
+    assert list(cfg.data.image_size) == [64, 32]
     assert cfg.trainer.use_distributed_sampler is False
     assert Path(cfg.paths.root_dir) == CONF.parent
 

@@ -371,3 +371,11 @@ def test_arbitrary_pickled_objects_need_allow_pickle(tmp_path: Path) -> None:
         load_backbone_weights(osnet_x0_25(), path)
     loaded = load_backbone_weights(osnet_x0_25(), path, allow_pickle=True)
     assert torch.equal(loaded.fc[0].weight, source.fc[0].weight)
+
+
+def test_wojke_dropout_is_configurable_and_validated() -> None:
+    model = deepsort_cnn(dropout=0.0)
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0}
+    with pytest.raises(ValueError, match="dropout"):
+        deepsort_cnn(dropout=1.0)

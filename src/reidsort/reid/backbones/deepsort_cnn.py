@@ -125,7 +125,11 @@ class WojkeResidualBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, increase_dim: bool = False, is_first: bool = False
+        self,
+        in_channels: int,
+        increase_dim: bool = False,
+        is_first: bool = False,
+        dropout: float = WOJKE_DROPOUT,
     ) -> None:
         super().__init__()
         out_channels = 2 * in_channels if increase_dim else in_channels
@@ -134,7 +138,7 @@ class WojkeResidualBlock(nn.Module):
         self.pre_bn = None if is_first else ShiftOnlyBatchNorm2d(in_channels)
         self.pre_elu = nn.ELU()
         self.conv1 = ConvBnElu(in_channels, out_channels, stride=stride)
-        self.dropout = nn.Dropout(WOJKE_DROPOUT)
+        self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=True)
         self.projection = (
             nn.Conv2d(in_channels, out_channels, 1, stride=2, bias=False) if increase_dim else None
@@ -150,21 +154,23 @@ class WojkeResidualBlock(nn.Module):
 class WojkeCNN(nn.Module):
     """The original DeepSORT CNN (2,800,864 parameters): 128x64 crops -> 128-d features."""
 
-    def __init__(self) -> None:
+    def __init__(self, dropout: float = WOJKE_DROPOUT) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"deepsort_cnn dropout must be in [0, 1), got {dropout}")
         self.feature_dim = WOJKE_FEATURE_DIM
         self.input_hw = DEEPSORT_INPUT_HW
         self.conv1_1 = ConvBnElu(3, 32)
         self.conv1_2 = ConvBnElu(32, 32)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.conv2_1 = WojkeResidualBlock(32, is_first=True)
-        self.conv2_3 = WojkeResidualBlock(32)
-        self.conv3_1 = WojkeResidualBlock(32, increase_dim=True)
-        self.conv3_3 = WojkeResidualBlock(64)
-        self.conv4_1 = WojkeResidualBlock(64, increase_dim=True)
-        self.conv4_3 = WojkeResidualBlock(128)
+        self.conv2_1 = WojkeResidualBlock(32, is_first=True, dropout=dropout)
+        self.conv2_3 = WojkeResidualBlock(32, dropout=dropout)
+        self.conv3_1 = WojkeResidualBlock(32, increase_dim=True, dropout=dropout)
+        self.conv3_3 = WojkeResidualBlock(64, dropout=dropout)
+        self.conv4_1 = WojkeResidualBlock(64, increase_dim=True, dropout=dropout)
+        self.conv4_3 = WojkeResidualBlock(128, dropout=dropout)
         map_height, map_width = (side // 8 for side in DEEPSORT_INPUT_HW)
-        self.dropout = nn.Dropout(WOJKE_DROPOUT)
+        self.dropout = nn.Dropout(dropout)
         self.fc1 = nn.Linear(128 * map_height * map_width, WOJKE_FEATURE_DIM, bias=False)
         self.fc1_bn = ShiftOnlyBatchNorm1d(WOJKE_FEATURE_DIM)
         self.fc1_elu = nn.ELU(inplace=True)
@@ -267,11 +273,19 @@ class ZQPeiCNN(nn.Module):
 
 
 def deepsort_cnn(
-    weights: str | os.PathLike | None = None, variant: str | DeepSortVariant = "wojke"
+    weights: str | os.PathLike | None = None,
+    variant: str | DeepSortVariant = "wojke",
+    dropout: float = WOJKE_DROPOUT,
 ) -> WojkeCNN | ZQPeiCNN:
-    """The DeepSORT appearance CNN; ``variant="zqpei"`` loads deep_sort_pytorch's ``ckpt.t7``."""
+    """The DeepSORT appearance CNN; ``variant="zqpei"`` loads deep_sort_pytorch's ``ckpt.t7``.
+
+    ``dropout`` applies to the original layout only (ZQPei's port has none): the paper's 0.4
+    suits long training; short CPU schedules learn faster with less.
+    """
     chosen = DeepSortVariant.parse(variant)
-    model: WojkeCNN | ZQPeiCNN = WojkeCNN() if chosen is DeepSortVariant.WOJKE else ZQPeiCNN()
+    model: WojkeCNN | ZQPeiCNN = (
+        WojkeCNN(dropout=dropout) if chosen is DeepSortVariant.WOJKE else ZQPeiCNN()
+    )
     if weights is not None:
         from reidsort.reid.backbones.weights import load_backbone_weights
 
