@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from conftest import compose_config
 from reidsort.utils.hydra_utils import config_dir, resolved_yaml

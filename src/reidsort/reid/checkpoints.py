@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reidsort.reid.backbones.weights import read_checkpoint
 from reidsort.utils.errors import ReidsortError
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling/zip error means a bad file
-        raise ReidsortError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        checkpoint = read_checkpoint(path)
+    except ValueError as exc:  # damaged file, or pickled objects a safe load refuses
+        raise ReidsortError(f"not a readable checkpoint: {exc}") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ReidsortError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return checkpoint
