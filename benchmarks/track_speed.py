@@ -1,0 +1,192 @@
+"""End-to-end speed of ``task=track`` on real footage: TUD-Stadtmitte (179 frames, 640x480) with
+the YOLOX-Nano ONNX detector and an OSNet-x0.25 ONNX embedder, online and offline.
+
+Reported per run: frames per second, milliseconds per frame in each stage (decode, detect, embed,
+track, draw, write) and the share of wall time spent *outside* model inference, i.e. outside
+ONNX Runtime's ``session.run`` of the detector and the embedder (the goal is <= 10%): that
+share is everything the application adds around the models (JPEG decoding, letterboxing, crop
+preprocessing, NMS, the tracker, drawing, video encoding, bookkeeping).
+
+The embedder is OSNet-x0.25 with random weights, exported with the project's own ONNX export
+(``reidsort.export.onnx.export_onnx``): its speed does not depend on the weights. Features and
+detections are computed fresh (no cache). Runs are in one process, one after another, so their
+ratios are comparable; the machine's load average is printed with them.
+
+    python benchmarks/track_speed.py                       # all six runs
+    python benchmarks/track_speed.py --markdown out.md     # also write the Markdown section
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = Path(os.environ.get("REIDSORT_SHARED_DATA",
+                                        REPO_ROOT.parent / "shared" / "data"))
+SEQUENCE = "TUD-Stadtmitte"
+#: OSNet's usual Re-ID input (height, width).
+EMBEDDER_INPUT_HW = (256, 128)
+#: (mode, write the annotated video, embedder session spinning as shipped)
+RUNS = (("online", True, True), ("offline", True, True), ("online", False, True),
+        ("offline", False, True), ("online", False, False), ("offline", False, False))
+SPINNING_KEY = "session.intra_op.allow_spinning"
+STAGE_COLUMNS = ("decode", "detect", "embed", "track", "draw", "write")
+
+
+class TimedSession:
+    """Wraps an ONNX Runtime session and adds up the seconds spent in ``run``."""
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self.seconds = 0.0
+
+    def run(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._session.run(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+def export_embedder(folder: Path) -> Path:
+    import torch
+
+    from reidsort.export.onnx import export_onnx
+    from reidsort.reid.backbones import build_backbone
+
+    torch.manual_seed(0)
+    backbone = build_backbone("osnet_x0_25").eval()
+    return export_onnx(backbone, folder / "osnet_x0_25.onnx", image_size=EMBEDDER_INPUT_HW,
+                       exporter="legacy")
+
+
+def without_spinning(session, path: Path, threads: int | None):
+    """The same model in a session whose idle threads sleep instead of busy-waiting."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry(SPINNING_KEY, "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=session.get_providers())
+
+
+def one_run(source, detector_path: Path, embedder_path: Path, mode: str, video: bool,
+            embedder_as_shipped: bool, out_dir: Path, threads: int | None) -> dict:
+    import numpy as np
+
+    from reidsort.detection import YoloOnnxDetector
+    from reidsort.embedders.onnx import OnnxEmbedder
+    from reidsort.pipeline import Lazy, RunOptions, track_source
+    from reidsort.tracking import DeepSortTracker
+
+    detector = YoloOnnxDetector(detector_path, threads=threads)
+    embedder = OnnxEmbedder(embedder_path, num_threads=threads)
+    if not embedder_as_shipped:
+        embedder.session = without_spinning(embedder.session, embedder_path, threads)
+    embedder.embed_crops([np.zeros((128, 64, 3), np.uint8)] * 8)  # warm-up, untimed
+    detector.inference_seconds = 0.0
+    embedder.session = TimedSession(embedder.session)
+    result = track_source(
+        source, Lazy(lambda: detector), Lazy(lambda: embedder),
+        DeepSortTracker(min_confidence=0.3), out_dir,
+        RunOptions(mode=mode, video=video, progress=False),
+    )
+    timing = result.timing
+    inference = detector.inference_seconds + embedder.session.seconds
+    stages = timing.seconds
+    return {
+        "mode": mode, "video": video, "embedder_spinning": embedder_as_shipped, "frames": timing.frames, "fps": timing.fps,
+        "wall": timing.wall_seconds, "detections": result.detections,
+        "ms": {s: 1000 * stages.get(s, 0.0) / timing.frames for s in STAGE_COLUMNS},
+        "detector_inference_ms": 1000 * detector.inference_seconds / timing.frames,
+        "embedder_inference_ms": 1000 * embedder.session.seconds / timing.frames,
+        "outside_inference": 1 - inference / timing.wall_seconds,
+        "outside_model_stages": 1 - (stages.get("detect", 0) + stages.get("embed", 0))
+        / timing.wall_seconds,
+    }
+
+
+def markdown(rows: list[dict], load_before: str, load_after: str, threads,
+             repeats: int) -> str:
+    lines = [
+        "## Tracking application speed (issue 7)",
+        "",
+        f"`python benchmarks/track_speed.py`: {SEQUENCE} (179 frames, 640x480, real "
+        "pedestrians), YOLOX-Nano ONNX (416x416) + OSNet-x0.25 ONNX (256x128, random weights, "
+        "exported with `reidsort.export`), ONNX Runtime on the CPU "
+        f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"intra-op threads: {threads or 'default'}), no cache; each row is the median-FPS "
+        f"run of {repeats} interleaved repeats. "
+        f"Load average before / after: {load_before} / {load_after} (shared, noisy machine: "
+        "compare the runs with each other).",
+        "",
+        "| mode | video | embedder ORT threads | FPS | decode | detect (model) | embed (model) "
+        "| track | draw | write | outside model inference | outside detect+embed stages |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ms = r["ms"]
+        lines.append(
+            f"| {r['mode']} | {'yes' if r['video'] else 'no'} "
+            f"| {'as shipped (spinning)' if r['embedder_spinning'] else 'not spinning'} "
+            f"| {r['fps']:.1f} "
+            f"| {ms['decode']:.1f} | {ms['detect']:.1f} ({r['detector_inference_ms']:.1f}) "
+            f"| {ms['embed']:.1f} ({r['embedder_inference_ms']:.1f}) | {ms['track']:.1f} "
+            f"| {ms['draw']:.1f} | {ms['write']:.1f} | {100 * r['outside_inference']:.1f}% "
+            f"| {100 * r['outside_model_stages']:.1f}% |")
+    lines += ["", "Stage columns are milliseconds per frame; (model) is the part spent inside "
+              "ONNX Runtime's `session.run`. The detector's ORT threads never spin "
+              "(`detector.allow_spinning=false`); the last two rows also stop the embedder's "
+              "from spinning (its session recreated with `session.intra_op.allow_spinning=0`).",
+              ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ONNX Runtime intra-op threads for both models (default: ORT's)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per configuration, interleaved; the median-FPS run is shown")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the section here")
+    args = parser.parse_args()
+
+    from reidsort.video.sources import MotSequenceSource
+
+    source = MotSequenceSource(args.data_root / "mot" / SEQUENCE)
+    detector_path = args.data_root / "models" / "yolox_nano.onnx"
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    runs: dict[int, list[dict]] = {k: [] for k in range(len(RUNS))}
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder_path = export_embedder(Path(tmp))
+        # interleaved (A B C ... A B C ...) so a change of machine load hits every configuration
+        for repeat in range(args.repeats):
+            for k, (mode, video, shipped) in enumerate(RUNS):
+                row = one_run(source, detector_path, embedder_path, mode, video, shipped,
+                              Path(tmp) / f"run{k}-{repeat}", args.threads)
+                runs[k].append(row)
+                print(f"{mode:<8} video={str(video):<5} embedder spinning={str(shipped):<5} "
+                      f"{row['fps']:5.1f} FPS  outside inference "
+                      f"{100 * row['outside_inference']:4.1f}%  "
+                      + "  ".join(f"{s} {row['ms'][s]:.1f}" for s in STAGE_COLUMNS),
+                      flush=True)
+    rows = [sorted(runs[k], key=lambda r: r["fps"])[len(runs[k]) // 2] for k in runs]
+    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    text = markdown(rows, load_before, load_after, args.threads, args.repeats)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

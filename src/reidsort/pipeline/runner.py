@@ -1,0 +1,337 @@
+"""Track one source end to end: decode -> detect -> embed -> track -> draw -> write.
+
+``mode="online"`` handles one frame at a time (streams, webcams: lowest latency).
+``mode="offline"`` takes ``chunk_size`` frames at once: the detector gets the whole chunk (one
+batched call where the model allows it) and the embedder every crop of the chunk in large
+batches; then the chunk's frames are tracked in order. The tracker sees exactly the same
+detections and embeddings in both modes, so both give identical tracks (tested).
+
+With a :class:`CacheSpec`, detections and embeddings already computed for this source and
+config are loaded instead (no model runs, and no decoding unless a video is drawn), and fresh
+ones are saved once the source has been read to its end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from reidsort.detection.base import Detections, Detector
+from reidsort.embedders.base import Embedder, crop_boxes
+from reidsort.pipeline.cache import DetectionTable, FeatureCache, FeatureRecorder
+from reidsort.pipeline.timing import StageTimer, Timing
+from reidsort.tracking.mot_io import MotResultsBuffer
+from reidsort.tracking.tracker import DeepSortTracker
+from reidsort.utils.errors import ReidsortError
+from reidsort.video.display import LiveWindow, check_display_available
+from reidsort.video.drawing import TrackPainter
+from reidsort.video.frame import Frame
+from reidsort.video.sources import MotSequenceSource, Source, SourceInfo
+from reidsort.video.writer import DEFAULT_CODEC, video_writer
+
+log = logging.getLogger(__name__)
+
+MODES = ("online", "offline")
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """Builds an object on first use (a detector or embedder is not loaded for cache hits)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._value is not None
+
+    def get(self) -> T:
+        if self._value is None:
+            self._value = self._factory()
+        return self._value
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a source is processed and what is written (``conf/task/track.yaml`` documents each)."""
+
+    mode: str = "online"
+    chunk_size: int = 32
+    video: bool = True
+    display: bool = False
+    max_frames: int | None = None
+    trail_length: int = 30
+    draw_masks: bool = True
+    show_fps: bool = True
+    progress: bool = True
+    video_codec: str = DEFAULT_CODEC
+    result_decimals: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ReidsortError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if int(self.chunk_size) < 1:
+            raise ReidsortError(f"task.chunk_size must be >= 1, got {self.chunk_size}")
+        if self.max_frames is not None and int(self.max_frames) < 1:
+            raise ReidsortError(f"task.max_frames must be >= 1 or null, got {self.max_frames}")
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Where cached features live and under which keys (see :mod:`reidsort.pipeline.cache`)."""
+
+    cache: FeatureCache
+    detection_key: str
+    embedding_key: str | None  # None when there is no embedder
+
+
+@dataclass
+class SourceResult:
+    """What tracking one source produced."""
+
+    name: str
+    rows: np.ndarray  # MOTChallenge result rows (M, 7) [frame, id, x, y, w, h, score]
+    results_path: Path
+    video_path: Path | None
+    timing: Timing
+    skipped_frames: int
+    detections: int
+    complete: bool  # read to the end (not stopped by q/Esc or max_frames)
+    cache_hits: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def track_ids(self) -> int:
+        return len(np.unique(self.rows[:, 1])) if len(self.rows) else 0
+
+
+def _timed(frames: Iterator[Frame], timer: StageTimer) -> Iterator[Frame]:
+    """The frames, with the time spent producing each (reading, decoding) counted as decode."""
+    while True:
+        start = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            timer.add("decode", time.perf_counter() - start)
+            return
+        timer.add("decode", time.perf_counter() - start)
+        yield frame
+
+
+def _chunks(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    chunk: list[Frame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _progress(total: int | None, name: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, unit="frame", disable=not enabled, dynamic_ncols=True,
+                leave=False)
+
+
+def embed_frames(embedder: Embedder, frames: list[Frame], dets: list[Detections],
+                 mode: str) -> list[np.ndarray]:
+    """Embeddings of each frame's detections: per frame (online) or one pass over all crops of
+    the chunk (offline, large batches)."""
+    if mode == "online":
+        return [embedder.embed(f.image, d.xyxy) for f, d in zip(frames, dets)]
+    crops = [crop for f, d in zip(frames, dets) for crop in crop_boxes(f.image, d.xyxy)]
+    features = embedder.embed_crops(crops)
+    splits = np.cumsum([len(d) for d in dets])[:-1]
+    return np.split(features, splits)
+
+
+@dataclass
+class _Plan:
+    """What a run of one source computes and what it takes from the cache."""
+
+    cached_dets: DetectionTable | None
+    cached_embeddings: np.ndarray | None
+    video: bool
+    drawing: bool
+    need_pixels: bool
+
+    @property
+    def compute_dets(self) -> bool:
+        return self.cached_dets is None
+
+
+def _plan(source: Source, detector: Lazy[Detector], embedder: Lazy[Embedder] | None,
+          options: RunOptions, cache: CacheSpec | None) -> _Plan:
+    info = source.info
+    video = options.video
+    if video and isinstance(source, MotSequenceSource) and not source.has_images:
+        log.warning("%s has no images: no video is written for it", info.name)
+        video = False
+    drawing = video or options.display
+    cached_dets, cached_embeddings = None, None
+    # masks are not cached: a run that draws them recomputes the detections
+    masks_wanted = drawing and options.draw_masks and detector.get().produces_masks
+    if cache is not None and not masks_wanted:
+        cached_dets = cache.cache.load_detections(info.name, cache.detection_key)
+        if cached_dets is not None and embedder is not None and cache.embedding_key:
+            cached_embeddings = cache.cache.load_embeddings(info.name, cache.embedding_key,
+                                                            len(cached_dets.xyxy))
+    compute_embeddings = embedder is not None and cached_embeddings is None
+    need_pixels = drawing or compute_embeddings or (cached_dets is None
+                                                     and detector.get().needs_pixels)
+    return _Plan(cached_dets, cached_embeddings, video, drawing, need_pixels)
+
+
+class _Outputs:
+    """Per-frame consumers of the tracks: drawing, the video file and the live window."""
+
+    def __init__(self, stack: ExitStack, info: SourceInfo, plan: _Plan, options: RunOptions,
+                 video_path: Path | None, timer: StageTimer) -> None:
+        self.timer = timer
+        self.show_fps = options.show_fps
+        self.painter = TrackPainter(options.trail_length, draw_masks=options.draw_masks) \
+            if plan.drawing else None
+        self.sink = None
+        if video_path is not None:
+            self.sink = stack.enter_context(video_writer(
+                video_path, info.frame_rate, (info.width, info.height), options.video_codec))
+        self.window = None
+        if options.display:
+            self.window = LiveWindow(f"reidsort - {info.name}")
+            stack.callback(self.window.close)
+
+    def emit(self, frame: Frame, tracks: np.ndarray, dets: Detections) -> bool:
+        """Draw, write and show one frame; False when the user asked to stop."""
+        if self.painter is not None:
+            with self.timer.stage("draw"):
+                fps = self.timer.timing.frames / self.timer.elapsed if self.show_fps else None
+                self.painter.draw(frame.image, tracks, dets.masks, fps)
+        if self.sink is not None:
+            with self.timer.stage("write"):
+                self.sink.write(frame.image)
+        if self.window is not None:
+            with self.timer.stage("display"):
+                return self.window.show(frame.image)
+        return True
+
+
+def track_source(
+    source: Source,
+    detector: Lazy[Detector],
+    embedder: Lazy[Embedder] | None,
+    tracker: DeepSortTracker,
+    out_dir: Path,
+    options: RunOptions,
+    cache: CacheSpec | None = None,
+) -> SourceResult:
+    """Track ``source`` and write ``<out_dir>/<name>.txt`` (and ``<name>.mp4``); see the module
+    docstring. Nothing is written if it fails (a live source stopped with Ctrl-C keeps what was
+    tracked)."""
+    info = source.info
+    out_dir = Path(out_dir)
+    if options.display:
+        check_display_available()  # before anything is computed or written
+    timer = StageTimer()
+    plan = _plan(source, detector, embedder, options, cache)
+    if plan.compute_dets:
+        detector.get().bind(info)
+    compute_embeddings = embedder is not None and plan.cached_embeddings is None
+    recorder = FeatureRecorder() if cache is not None and (plan.compute_dets
+                                                           or compute_embeddings) else None
+    tracker.reset()
+    results = MotResultsBuffer()
+    chunk_size = 1 if options.mode == "online" else int(options.chunk_size)
+    detections = 0
+    complete = True
+    results_path = out_dir / f"{info.name}.txt"
+    video_path = out_dir / f"{info.name}.mp4" if plan.video else None
+    with ExitStack() as stack:
+        outputs = _Outputs(stack, info, plan, options, video_path, timer)
+        progress = stack.enter_context(_progress(
+            min(filter(None, (info.length, options.max_frames)), default=None),
+            info.name, options.progress))
+        frames: Iterator[Frame] = _timed(source.frames(decode=plan.need_pixels), timer)
+        if plan.cached_dets is not None:  # frames unreadable when cached stay skipped
+            frames = (f for f in frames if plan.cached_dets.has_frame(f.index))
+        try:
+            for chunk in _chunks(frames, chunk_size):
+                if options.max_frames is not None:
+                    room = int(options.max_frames) - timer.timing.frames
+                    if len(chunk) > room:
+                        chunk, complete = chunk[:room], False
+                chunk_dets, chunk_embeddings = _chunk_features(
+                    chunk, plan, detector, embedder if compute_embeddings else None, timer,
+                    info, options.mode)
+                for frame, dets, embeddings in zip(chunk, chunk_dets, chunk_embeddings):
+                    with timer.stage("track"):
+                        tracks = tracker.update(dets.tracker_input(), embeddings)
+                        results.add(frame.index, tracks)
+                    detections += len(dets)
+                    if recorder is not None:
+                        recorder.add(frame.index, dets, embeddings)
+                    timer.count_frame()
+                    progress.update(1)
+                    if not outputs.emit(frame, tracks, dets):
+                        log.info("%s: stopped by the user at frame %d", info.name, frame.index)
+                        complete = False
+                        break
+                if not complete:
+                    break
+        except KeyboardInterrupt:
+            if not source.live:
+                raise  # an interrupted file run writes nothing
+            # Ctrl-C is how a camera run ends: keep what was tracked so far
+            log.info("%s: interrupted, writing what was tracked", info.name)
+            complete = False
+        results.write(results_path, options.result_decimals)
+    timing = timer.stop()
+    if recorder is not None and complete:
+        if plan.compute_dets:
+            cache.cache.save_detections(info.name, cache.detection_key, recorder.detections())
+        embeddings_table = recorder.embeddings()
+        if compute_embeddings and cache.embedding_key and embeddings_table is not None:
+            cache.cache.save_embeddings(info.name, cache.embedding_key, embeddings_table)
+    return SourceResult(
+        name=info.name, rows=results.rows(), results_path=results_path, video_path=video_path,
+        timing=timing, skipped_frames=source.skipped_frames, detections=detections,
+        complete=complete,
+        cache_hits={"detections": not plan.compute_dets,
+                    "embeddings": embedder is not None and not compute_embeddings},
+    )
+
+
+def _chunk_features(chunk: list[Frame], plan: _Plan, detector: Lazy[Detector],
+                    embedder: Lazy[Embedder] | None, timer: StageTimer, info: SourceInfo,
+                    mode: str) -> tuple[list[Detections], list[np.ndarray | None]]:
+    """Detections and embeddings of a chunk: computed (``embedder`` given) or cached."""
+    if plan.compute_dets:
+        with timer.stage("detect"):
+            dets = detector.get().detect(chunk)
+    else:
+        dets = [plan.cached_dets.for_frame(f.index) for f in chunk]
+    dets = [_clip(d, f, info) for d, f in zip(dets, chunk)]
+    if embedder is not None:
+        with timer.stage("embed"):
+            return dets, embed_frames(embedder.get(), chunk, dets, mode)
+    if plan.cached_embeddings is not None:
+        table = plan.cached_dets
+        return dets, [plan.cached_embeddings[table.rows(f.index)] for f in chunk]
+    return dets, [None] * len(chunk)
+
+
+def _clip(dets: Detections, frame: Frame, info: SourceInfo) -> Detections:
+    """Boxes clipped to the frame (detectors and det.txt files may reach past the border)."""
+    size = frame.height_width or (info.height, info.width)
+    if size[0] is None:
+        return dets
+    return dets.clipped(*size)

@@ -1,0 +1,255 @@
+"""``task=track``: detect, embed and track people in videos, webcams, image folders and MOT
+sequences; write MOTChallenge results and annotated videos; score sources that have ground truth.
+
+With no ``source`` it renders (once) the built-in synthetic MOT sequence and tracks it twice,
+without and with the appearance embedder, so a new user sees what Re-ID buys.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, open_dict
+
+from reidsort.data.synthetic.mot import ensure_synthetic_mot
+from reidsort.pipeline.cache import FeatureCache, cache_key
+from reidsort.pipeline.runner import CacheSpec, Lazy, RunOptions, SourceResult, track_source
+from reidsort.pipeline.timing import Timing
+from reidsort.utils.errors import USER_ERROR_TYPES, ReidsortError
+from reidsort.utils.hydra_utils import to_plain
+from reidsort.utils.io import atomic_write_text
+from reidsort.video.display import check_display_available
+from reidsort.video.sources import MotSequenceSource, Source, resolve_sources
+
+log = logging.getLogger(__name__)
+
+NO_EMBEDDER = "none"
+#: Columns of the embedder comparison table (scores in percent, counts as they are).
+COMPARISON_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
+COUNT_COLUMNS = ("IDSW",)
+TIMING_FILE = "timing.txt"
+COMPARISON_FILE = "embedder_comparison.md"
+
+
+@dataclass
+class Variant:
+    """One way of tracking all sources: a label and an embedder config (None = motion only)."""
+
+    label: str
+    embedder_cfg: DictConfig | None
+
+
+def build(node: DictConfig) -> Any:
+    """``hydra.utils.instantiate``, but a user error raised by the constructor (a missing model
+    file, say) surfaces as itself instead of inside Hydra's InstantiationException, so the CLI
+    prints it as one line."""
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, (ReidsortError, *USER_ERROR_TYPES)):
+            raise cause from None
+        raise
+
+
+def embedder_label(embedder_cfg: DictConfig | None) -> str:
+    """``histogram`` for HistogramEmbedder, ``onnx`` for OnnxEmbedder, ``none`` for no model."""
+    if embedder_cfg is None:
+        return NO_EMBEDDER
+    name = str(embedder_cfg.get("_target_", "embedder")).rsplit(".", 1)[-1]
+    return name.removesuffix("Embedder").lower() or "embedder"
+
+
+def run_options(task: DictConfig) -> RunOptions:
+    return RunOptions(
+        mode=str(task.mode), chunk_size=int(task.chunk_size), video=bool(task.video),
+        display=bool(task.display),
+        max_frames=None if task.max_frames is None else int(task.max_frames),
+        trail_length=int(task.trail_length), draw_masks=bool(task.draw_masks),
+        show_fps=bool(task.show_fps), progress=bool(task.progress),
+        video_codec=str(task.video_codec), result_decimals=int(task.result_decimals),
+    )
+
+
+def _sources(cfg: DictConfig) -> tuple[list[Source], bool]:
+    """The sources to track and whether they are the built-in synthetic sequence."""
+    if cfg.task.source is not None:
+        return resolve_sources(cfg.task.source, float(cfg.task.image_frame_rate)), False
+    root = ensure_synthetic_mot(cfg.paths.data_dir, **to_plain(cfg.task.synthetic))
+    print(f"no source given: tracking the built-in synthetic sequence {root}", flush=True)
+    return [MotSequenceSource(root)], True
+
+
+def _variants(cfg: DictConfig, synthetic: bool, scored: bool) -> list[Variant]:
+    embedder_cfg = cfg.get("embedder")
+    main = Variant(embedder_label(embedder_cfg), embedder_cfg)
+    compare = cfg.task.compare_without_embedder
+    if str(compare).lower() == "auto":
+        compare = synthetic
+    if not compare or embedder_cfg is None:
+        return [main]
+    if not scored:
+        log.warning("task.compare_without_embedder needs sources with gt/gt.txt; not comparing")
+        return [main]
+    return [Variant(NO_EMBEDDER, None), main]
+
+
+def _set_torch_threads(cfg: DictConfig) -> None:
+    if cfg.get("torch_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.torch_threads))
+
+
+def _cache_spec(cache: FeatureCache | None, source: Source, cfg: DictConfig,
+                variant: Variant) -> CacheSpec | None:
+    fingerprint = source.fingerprint()
+    if cache is None or fingerprint is None:
+        return None
+    detection_key = cache_key("detections", fingerprint, to_plain(cfg.detector))
+    embedding_key = None
+    if variant.embedder_cfg is not None:
+        embedding_key = cache_key("embeddings", detection_key, to_plain(variant.embedder_cfg))
+    return CacheSpec(cache, detection_key, embedding_key)
+
+
+def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_root: Path,
+               detector: Lazy, options: RunOptions) -> list[SourceResult]:
+    cache = FeatureCache(cfg.task.cache_dir) if cfg.task.cache else None
+    embedder = None
+    if variant.embedder_cfg is not None:
+        embedder_cfg = variant.embedder_cfg
+        embedder = Lazy(lambda: build(embedder_cfg))
+    results = []
+    for source in sources:
+        source_options = options
+        if source.live and options.mode == "offline":
+            log.warning("%s is live: processing it online (frame by frame)", source.name)
+            source_options = replace(options, mode="online")
+        out_dir = out_root / source.name
+        result = track_source(source, detector, embedder, build(cfg.tracker),
+                              out_dir, source_options, _cache_spec(cache, source, cfg, variant))
+        timing_text = result.timing.table(f"{source.name} ({variant.label}, "
+                                          f"{source_options.mode})")
+        atomic_write_text(out_dir / TIMING_FILE, timing_text + "\n")
+        cached = [k for k, hit in result.cache_hits.items() if hit]
+        print(
+            f"{source.name} [{variant.label}]: {result.timing.frames} frames, "
+            f"{result.detections} detections, {result.track_ids} tracks, "
+            f"{result.timing.fps:.1f} FPS"
+            + (f", {result.skipped_frames} unreadable frames skipped"
+               if result.skipped_frames else "")
+            + (f" ({' and '.join(cached)} from cache)" if cached else ""),
+            flush=True,
+        )
+        print(f"  results: {result.results_path}"
+              + (f"\n  video:   {result.video_path}" if result.video_path else ""), flush=True)
+        results.append(result)
+    title = (f"{sources[0].name} ({variant.label}, {options.mode})" if len(sources) == 1
+             else f"all {len(sources)} sources ({variant.label}, {options.mode})")
+    print(Timing.total(r.timing for r in results).table(title), flush=True)
+    return results
+
+
+def _evaluate(cfg: DictConfig, sources: list[Source], results: list[SourceResult],
+              out_root: Path):
+    """TrackEval scores of the sources that have ground truth (None if there are none)."""
+    from reidsort.evaluation.mot import evaluate_mot
+    from reidsort.tasks.evaluate import report
+
+    scored = [(s, r) for s, r in zip(sources, results) if s.info.gt_path is not None]
+    if not scored or not cfg.task.evaluate:
+        return None
+    for source, result in scored:
+        if not result.complete:
+            log.warning("%s was not tracked to its end: its unprocessed frames count as misses",
+                        source.name)
+    options = cfg.task.evaluation
+    evaluation = evaluate_mot(
+        {r.name: r.rows for _, r in scored},
+        {s.name: s.info.gt_path for s, _ in scored},
+        {s.name: s.info.length for s, _ in scored},
+        benchmark=str(options.benchmark), split=str(options.split),
+        metrics=tuple(options.metrics),
+    )
+    report(evaluation, out_root)
+    return evaluation
+
+
+def _comparison_table(rows: dict[str, dict[str, float]]) -> str:
+    header = "| embedder | " + " | ".join(COMPARISON_COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(COMPARISON_COLUMNS) + 1)]
+    for label, row in rows.items():
+        cells = [f"{row[c]:.0f}" if c in COUNT_COLUMNS else f"{100 * row[c]:.1f}"
+                 for c in COMPARISON_COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _no_score(cfg: DictConfig) -> None:
+    """Without ground truth there is nothing to optimise: a sweep cannot use this run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # no Hydra context (library use)
+        multirun = False
+    if multirun and cfg.get("optimized_metric"):
+        raise ReidsortError(
+            f"optimized_metric={cfg.optimized_metric} needs sources with gt/gt.txt; "
+            "none of the sources has ground truth"
+        )
+    with open_dict(cfg):
+        cfg.optimized_metric = None
+
+
+def track(cfg: DictConfig) -> dict[str, float]:
+    options = run_options(cfg.task)
+    if options.display:
+        check_display_available()
+    _set_torch_threads(cfg)
+    sources, synthetic = _sources(cfg)
+    scored = any(s.info.gt_path is not None for s in sources) and bool(cfg.task.evaluate)
+    variants = _variants(cfg, synthetic, scored)
+    output_dir = Path(cfg.paths.output_dir)
+    detector_cfg = cfg.detector
+    detector = Lazy(lambda: build(detector_cfg))
+
+    metrics: dict[str, float] = {}
+    comparison: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        # the main variant writes to the run dir; a comparison puts each under its label
+        out_root = output_dir / variant.label if len(variants) > 1 else output_dir
+        print(f"== tracking {len(sources)} source(s), embedder={variant.label}, "
+              f"mode={options.mode}", flush=True)
+        results = _track_all(cfg, sources, variant, out_root, detector, options)
+        total = Timing.total(r.timing for r in results)
+        evaluation = _evaluate(cfg, sources, results, out_root)
+        prefix = "" if variant is variants[-1] else f"{variant.label}/"
+        metrics.update({
+            f"{prefix}track/frames": float(total.frames),
+            f"{prefix}track/fps": float(total.fps),
+            f"{prefix}track/detections": float(sum(r.detections for r in results)),
+            f"{prefix}track/tracks": float(sum(r.track_ids for r in results)),
+            f"{prefix}track/skipped_frames": float(sum(r.skipped_frames for r in results)),
+        })
+        if evaluation is not None:
+            from reidsort.tasks.evaluate import METRIC_PREFIX
+
+            metrics.update(evaluation.summary(prefix=f"{prefix}{METRIC_PREFIX}"))
+            comparison[f"embedder={variant.label}"] = evaluation.row()
+    if len(comparison) > 1:
+        table = _comparison_table(comparison)
+        atomic_write_text(output_dir / COMPARISON_FILE, table)
+        print("What appearance (Re-ID) adds to motion-only tracking (scores in %):", flush=True)
+        print(table, end="", flush=True)
+    if not comparison:
+        _no_score(cfg)
+    return metrics
+

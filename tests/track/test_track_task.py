@@ -1,0 +1,100 @@
+"""``task=track`` end to end: the out-of-the-box synthetic comparison, sources without ground
+truth, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from track_samples import synthetic_overrides, write_mot_folder, write_video
+
+from conftest import compose_config
+from reidsort.tasks.track import embedder_label, track
+from reidsort.utils.errors import ReidsortError
+
+
+def _config(tmp_path, *overrides):
+    return compose_config(["task=track", "task.progress=false", *overrides], tmp_path / "run",
+                          tmp_path / "data")
+
+
+def test_no_source_compares_motion_only_with_appearance(tmp_path, capsys):
+    cfg = compose_config(["task=track", *synthetic_overrides(tmp_path / "data")],
+                         tmp_path / "run")
+    metrics = track(cfg)
+    for prefix in ("", "none/"):
+        for key in ("mot/HOTA", "mot/MOTA", "mot/IDF1", "track/frames"):
+            assert f"{prefix}{key}" in metrics
+    assert metrics["track/frames"] == metrics["none/track/frames"] == 24
+    assert 0.0 < metrics["mot/HOTA"] <= 1.0 and cfg.optimized_metric == "mot/HOTA"
+    run = tmp_path / "run"
+    for label in ("none", "histogram"):
+        assert (run / label / "TINY" / "TINY.txt").is_file()
+        assert (run / label / "TINY" / "TINY.mp4").is_file()
+        assert (run / label / "TINY" / "timing.txt").read_text().startswith("TINY")
+        assert (run / label / "mot_metrics.csv").is_file()
+    table = (run / "embedder_comparison.md").read_text()
+    assert "| embedder=none |" in table and "| embedder=histogram |" in table
+    out = capsys.readouterr().out
+    assert "What appearance (Re-ID) adds" in out and "FPS" in out
+    # the rendered sequence and the detections are cached under paths.data_dir
+    assert list((tmp_path / "data" / "synthetic_mot").glob("TINY-*/seqinfo.ini"))
+    assert list((tmp_path / "data" / "track_cache").glob("TINY-det-*.npz"))
+
+
+def test_image_folder_without_ground_truth_has_no_score(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(1, 6):
+        image = np.full((60, 80, 3), 90, np.uint8)
+        cv2.rectangle(image, (10 + 5 * k, 10), (30 + 5 * k, 50), (0, 0, 200), -1)
+        cv2.imwrite(str(frames / f"{k}.png"), image)
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"{k},-1,{10 + 5 * k},10,20,40,0.9\n" for k in range(1, 6)))
+    cfg = _config(tmp_path, f"source={frames}", f"detector.path={det}", "mode=offline",
+                  "tracker.n_init=2")
+    metrics = track(cfg)
+    assert not any(key.startswith("mot/") for key in metrics)
+    assert metrics["track/frames"] == 5 and metrics["track/tracks"] == 1
+    assert cfg.optimized_metric is None  # nothing to optimise without ground truth
+    lines = (tmp_path / "run" / "frames" / "frames.txt").read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("2,1,")  # confirmed at the second hit
+
+
+def test_mot_sequence_scored_without_images(tmp_path):
+    rows = [f"{f},-1,{10 + 2 * f},10,20,40,0.9" for f in range(1, 9)]
+    gt = [f"{f},1,{10 + 2 * f},10,20,40,1,-1,-1,-1" for f in range(1, 9)]
+    root = write_mot_folder(tmp_path / "HAND-01", rows, length=8, gt_rows=gt)
+    metrics = track(_config(tmp_path, f"source={root}", "embedder=none"))
+    assert metrics["mot/MOTA"] == pytest.approx(6 / 8)  # the first two frames are tentative
+    assert metrics["mot/IDSW"] == 0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["detector=public"], "detector=public needs detections"),
+    (["display=true"], "display=true"),
+    (["mode=sideways"], "mode must be one of online, offline"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    video = write_video(tmp_path / "clip.mp4", frames=3)
+    with pytest.raises(ReidsortError, match=message):
+        track(_config(tmp_path, f"source={video}", *overrides))
+    written = list((tmp_path / "run").rglob("*.mp4")) + list((tmp_path / "run").rglob("*.txt"))
+    assert not written
+
+
+def test_missing_images_or_source_are_one_line_errors(tmp_path):
+    root = write_mot_folder(tmp_path / "HAND-01", ["1,-1,1,1,5,5,0.9"], length=2)
+    with pytest.raises(ReidsortError, match="has no img1/ images"):
+        track(_config(tmp_path, f"source={root}", "task.video=false"))  # histogram needs pixels
+    with pytest.raises(ReidsortError, match="source not found"):
+        track(_config(tmp_path, f"source={tmp_path / 'missing.mp4'}"))
+    assert not list((tmp_path / "run").rglob("HAND-01.txt"))
+
+
+def test_embedder_labels(tmp_path):
+    cfg = _config(tmp_path, "embedder=onnx")
+    assert embedder_label(cfg.embedder) == "onnx"
+    assert embedder_label(None) == "none"
