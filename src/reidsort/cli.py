@@ -15,9 +15,21 @@ from reidsort.utils.hydra_utils import config_dir, register_resolvers
 log = logging.getLogger("reidsort")
 
 
+def _drop_lightning_console_duplicate() -> None:
+    """``import lightning`` gives its logger a console handler of its own; under Hydra, whose
+    root handlers already print (and file) every record, that shows each line twice."""
+    if "lightning" not in sys.modules or not logging.getLogger().handlers:
+        return
+    lightning_logger = logging.getLogger("lightning")
+    for handler in list(lightning_logger.handlers):
+        if type(handler) is logging.StreamHandler and lightning_logger.propagate:
+            lightning_logger.removeHandler(handler)
+
+
 def run_task(cfg: DictConfig) -> dict[str, Any]:
     """Dispatch ``cfg.task`` to its function in ``reidsort.tasks`` and return its metrics."""
     task_fn = hydra.utils.get_method(cfg.task._target_)
+    _drop_lightning_console_duplicate()
     return task_fn(cfg)
 
 
