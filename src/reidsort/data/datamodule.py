@@ -1,4 +1,8 @@
-"""LightningDataModule for Re-ID: Market-1501, folder-per-identity and built-in synthetic data."""
+"""LightningDataModule for Re-ID on any dataset reader (Market-1501, DukeMTMC-reID, MSMT17, MARS,
+folder-per-identity) and the built-in synthetic data.
+
+Setup scans the dataset with :mod:`reidsort.data.scan` (cached) and leaves invalid files out,
+exactly as ``task=scan`` reports (:meth:`ReIDDataModule.load`)."""
 
 from __future__ import annotations
 
@@ -13,21 +17,23 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from reidsort.data.datasets import (
-    ReIDSplit,
-    read_identity_folders,
-    read_market1501,
-    relabel,
-    split_identities,
-)
 from reidsort.data.image_dataset import ReIDImageDataset
+from reidsort.data.loading import (
+    FinalSplit,
+    LoadedDataset,
+    ScanSettings,
+    describe,
+    finalize_split,
+    load_dataset,
+)
+from reidsort.data.readers import READERS
+from reidsort.data.records import ReIDSplit, relabel
 from reidsort.data.sampler import PKBatchSampler
 from reidsort.data.transforms import AugmentConfig, eval_transform, train_transform
-from reidsort.data.verify import drop_unreadable
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("market1501", "folder", "synthetic")
+FORMATS = tuple(READERS)
 
 
 def synthetic_root(base: str | Path, params: dict[str, Any]) -> Path:
@@ -66,6 +72,8 @@ class ReIDDataModule(L.LightningDataModule):
         augment: dict[str, Any] | None = None,
         synthetic: dict[str, Any] | None = None,
         verify_images: bool = True,
+        scan: dict[str, Any] | None = None,
+        min_samples: int | None = None,
         seed: int | None = 0,
     ) -> None:
         super().__init__()
@@ -86,7 +94,11 @@ class ReIDDataModule(L.LightningDataModule):
         self.augment = AugmentConfig(**(augment or {}))
         self.synthetic = dict(synthetic or {})
         self.verify_images = verify_images
+        self.scan_settings = ScanSettings.from_config(verify_images, scan)
+        self.min_samples = None if min_samples is None else int(min_samples)
         self.seed = int(seed or 0)
+        self.loaded: LoadedDataset | None = None
+        self.final: FinalSplit | None = None
         self.split: ReIDSplit | None = None
         self.train_set: ReIDImageDataset | None = None
         self.query_set: ReIDImageDataset | None = None
@@ -105,38 +117,31 @@ class ReIDDataModule(L.LightningDataModule):
         if self.format == "synthetic":
             ensure_synthetic(self.root, self.synthetic)
 
-    def _read(self) -> ReIDSplit:
-        root = self.dataset_root
-        if self.format == "folder":
-            records = read_identity_folders(root)
-            if self.test_root:
-                test = read_market1501(self.test_root)
-                return ReIDSplit(train=records, query=test.query, gallery=test.gallery)
-            return split_identities(records, self.val_identities or 0.2, self.seed)
-        split = read_market1501(root)
-        if self.test_root:
-            test = read_market1501(self.test_root)
-            split = ReIDSplit(train=split.train, query=test.query, gallery=test.gallery)
-        if self.val_identities:
-            return split_identities(split.train, self.val_identities, self.seed)
-        return split
+    def load(self) -> tuple[LoadedDataset, FinalSplit]:
+        """Scan + read + drop invalid files, then carve validation and apply ``min_samples``:
+        exactly what ``task=scan`` reports and what :meth:`setup` trains on."""
+        if self.loaded is None or self.final is None:
+            self.loaded = load_dataset(self.format, self.dataset_root, test_root=self.test_root,
+                                       settings=self.scan_settings)
+            # a folder dataset with a test root evaluates on that root, never on a carved split
+            carve = None if self.format == "folder" and self.test_root else self.val_identities
+            self.final = finalize_split(self.loaded, val_identities=carve, seed=self.seed,
+                                        min_samples=self.min_samples, root=self.dataset_root)
+            self.unreadable = [p for items in self.loaded.invalid.values() for p, _ in items]
+        return self.loaded, self.final
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready account of the data: scan results, reader notes, splits used."""
+        loaded, final = self.load()
+        return {"format": self.format, "root": str(self.dataset_root),
+                "test_root": self.test_root, "min_samples": self.min_samples,
+                **describe(loaded, final)}
 
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
             return
-        split = self._read()
-        if self.verify_images:
-            parts = []
-            for records in (split.train, split.query, split.gallery):
-                kept, bad = drop_unreadable(records, num_threads=max(2, self.num_workers))
-                parts.append(kept)
-                self.unreadable.extend(bad)
-            if self.unreadable:
-                log.warning("skipped %d unreadable image(s) under %s", len(self.unreadable),
-                            self.dataset_root)
-            split = ReIDSplit(*parts)
-        if not split.train:
-            raise ValueError(f"{self.dataset_root}: no readable training images")
+        _, final = self.load()
+        split = final.split
         self.split = split
         labels, self.label_of_pid = relabel(split.train)
         num_ids = len(self.label_of_pid)
@@ -168,6 +173,7 @@ class ReIDDataModule(L.LightningDataModule):
             "query_images": len(self.split.query),
             "gallery_images": len(self.split.gallery),
             "unreadable_images": len(self.unreadable),
+            "dropped_identities": len(self.final.dropped_identities) if self.final else 0,
         }
 
     # ------------------------------------------------------------ dataloaders
