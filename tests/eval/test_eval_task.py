@@ -38,7 +38,8 @@ REPORT_FILES = ["summary.md", "summary.csv", "per_query_ap.csv", "per_identity_a
 
 def _random_checkpoint(folder: Path, data_dir: Path) -> Path:
     """A randomly initialised model saved like task=train saves one (config.yaml beside it)."""
-    cfg = compose_config(["model=deepsort_cnn", *TINY_DATA], folder / "train_run", data_dir)
+    cfg = compose_config(["model=deepsort_cnn", "data.image_size=[128,64]", *TINY_DATA],
+                         folder / "train_run", data_dir)
     torch.manual_seed(0)
     module = build_module(cfg, num_classes=12)
     path = folder / "checkpoints" / "random.ckpt"
