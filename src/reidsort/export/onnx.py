@@ -30,6 +30,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -62,27 +63,14 @@ BATCH_DIM_NAME = "batch"
 EXAMPLE_BATCH = 2
 
 
-def export_onnx(
-    source: str | Path | nn.Module | LoadedNet,
-    out_path: str | Path,
-    *,
-    image_size: Sequence[int] | None = None,
-    metadata: ModelMetadata | None = None,
-    opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
-    simplify: bool = True,
-    verify: bool = True,
-    min_cosine: float = DEFAULT_MIN_COSINE,
-    num_crops: int = DEFAULT_NUM_CROPS,
-    seed: int = 0,
-) -> Path:
+def export_onnx(source: str | Path | nn.Module | LoadedNet, out_path: str | Path,
+                **options: Any) -> Path:
     """Export ``source`` (a ``task=train`` checkpoint path, a ReIDModule, an EmbeddingNet or a
-    bare backbone) to ``out_path`` and return the path. See :func:`export_onnx_verified`."""
-    return export_onnx_verified(
-        source, out_path, image_size=image_size, metadata=metadata, opset=opset,
-        exporter=exporter, simplify=simplify, verify=verify, min_cosine=min_cosine,
-        num_crops=num_crops, seed=seed,
-    ).path
+    bare backbone) to ``out_path`` and return the path. See :func:`export_onnx_verified`.
+
+    ``options`` are the keyword arguments of :func:`export_onnx_verified`.
+    """
+    return export_onnx_verified(source, out_path, **options).path
 
 
 def export_onnx_verified(

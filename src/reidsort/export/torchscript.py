@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,22 +34,13 @@ from reidsort.export.verify import (
 from reidsort.utils.io import atomic_write_bytes
 
 
-def export_torchscript(
-    source: str | Path | nn.Module | LoadedNet,
-    out_path: str | Path,
-    *,
-    image_size: Sequence[int] | None = None,
-    metadata: ModelMetadata | None = None,
-    verify: bool = True,
-    min_cosine: float = DEFAULT_MIN_COSINE,
-    num_crops: int = DEFAULT_NUM_CROPS,
-    seed: int = 0,
-) -> Path:
-    """Trace ``source`` to a TorchScript archive at ``out_path``; returns the path."""
-    return export_torchscript_verified(
-        source, out_path, image_size=image_size, metadata=metadata, verify=verify,
-        min_cosine=min_cosine, num_crops=num_crops, seed=seed,
-    ).path
+def export_torchscript(source: str | Path | nn.Module | LoadedNet, out_path: str | Path,
+                       **options: Any) -> Path:
+    """Trace ``source`` to a TorchScript archive at ``out_path``; returns the path.
+
+    ``options`` are the keyword arguments of :func:`export_torchscript_verified`.
+    """
+    return export_torchscript_verified(source, out_path, **options).path
 
 
 def export_torchscript_verified(
