@@ -38,16 +38,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = Path(
     os.environ.get("REIDSORT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
 )
-MOT15_TEXT = (
-    "ADL-Rundle-6",
-    "ADL-Rundle-8",
-    "ETH-Bahnhof",
-    "ETH-Pedcross2",
-    "ETH-Sunnyday",
-    "KITTI-13",
-    "KITTI-17",
-    "Venice-2",
-)
 BLAS_THREAD_VARIABLES = (
     "OPENBLAS_NUM_THREADS",
     "OMP_NUM_THREADS",
@@ -55,17 +45,6 @@ BLAS_THREAD_VARIABLES = (
     "BLIS_NUM_THREADS",
 )
 SECTION_TITLE = "## Tracker speed (issue 3)"
-#: The reference configuration (conf/tracker/deepsort.yaml).
-CONFIG = dict(
-    max_dist=0.2,
-    max_iou_distance=0.7,
-    max_age=30,
-    n_init=3,
-    nn_budget=100,
-    min_confidence=0.8,
-    nms_max_overlap=1.0,
-    metric="cosine",
-)
 SYNTHETIC_DETECTIONS = 50
 
 
@@ -149,18 +128,27 @@ class SyntheticStream:
         return dets[order], embeddings[order].astype(np.float32)
 
 
+def _reference():
+    """The fidelity tests' reference helpers and settings (sequence names, the reference
+    configuration, deep_sort_app.py preprocessing); imported in the worker, after the BLAS
+    environment is set."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "tracking"))
+    import deepsort_reference
+
+    return deepsort_reference
+
+
 def _reference_inputs(np, dets, embeddings):
     """deep_sort_app.py preprocessing for the reference, shared with the fidelity tests."""
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "tracking"))
-    from deepsort_reference import reference_frame_input
-
-    return reference_frame_input(dets, embeddings, CONFIG)
+    reference = _reference()
+    return reference.reference_frame_input(dets, embeddings, reference.REFERENCE_CONFIG)
 
 
 def _run_ours(DeepSortTracker, frames, repeats):
+    config = _reference().REFERENCE_CONFIG
     best, outputs = float("inf"), None
     for _ in range(repeats):
-        tracker = DeepSortTracker(**CONFIG)
+        tracker = DeepSortTracker(**config)
         results = []
         start = time.perf_counter()
         for dets, embeddings in frames:
@@ -174,11 +162,12 @@ def _run_reference(np, frames):
     from deep_sort_realtime.deep_sort.nn_matching import NearestNeighborDistanceMetric
     from deep_sort_realtime.deep_sort.tracker import Tracker
 
+    config = _reference().REFERENCE_CONFIG
     tracker = Tracker(
-        NearestNeighborDistanceMetric(CONFIG["metric"], CONFIG["max_dist"], CONFIG["nn_budget"]),
-        max_iou_distance=CONFIG["max_iou_distance"],
-        max_age=CONFIG["max_age"],
-        n_init=CONFIG["n_init"],
+        NearestNeighborDistanceMetric(config["metric"], config["max_dist"], config["nn_budget"]),
+        max_iou_distance=config["max_iou_distance"],
+        max_age=config["max_age"],
+        n_init=config["n_init"],
     )
     reported = []
     start = time.perf_counter()
@@ -214,7 +203,7 @@ def _same_output(np, ours, reference) -> tuple[bool, str]:
 def worker_speed(args) -> dict:
     np, DeepSortTracker, read_mot_detections = _worker_imports()
     report = {"mot15": [], "synthetic": None}
-    for index, name in enumerate(MOT15_TEXT):
+    for index, name in enumerate(_reference().MOT15_TEXT_NAMES):
         detections = read_mot_detections(
             args.data_root / "mot" / "MOT15-text" / name / "det" / "det.txt"
         )
@@ -266,7 +255,7 @@ def _rss_mib() -> float:
 def worker_memory(args) -> dict:
     np, DeepSortTracker, _ = _worker_imports()
     stream = SyntheticStream(np, seed=1, dim=args.dim)
-    tracker = DeepSortTracker(**CONFIG)
+    tracker = DeepSortTracker(**_reference().REFERENCE_CONFIG)
     checkpoints = []
     step = max(1, args.memory_frames // 10)
     start = time.perf_counter()

@@ -22,18 +22,28 @@ from reidsort.tracking.mot_io import _frame_slices
 
 #: Sequences the issue asks to compare on (paths relative to the shared data root).
 TUD_SEQUENCES = ("mot/TUD-Campus", "mot/TUD-Stadtmitte")
-MOT15_TEXT_SEQUENCES = tuple(
-    f"mot/MOT15-text/{name}"
-    for name in (
-        "ADL-Rundle-6",
-        "ADL-Rundle-8",
-        "ETH-Bahnhof",
-        "ETH-Pedcross2",
-        "ETH-Sunnyday",
-        "KITTI-13",
-        "KITTI-17",
-        "Venice-2",
-    )
+#: The eight MOT15 train sequences shipped as text only (gt + det, no images).
+MOT15_TEXT_NAMES = (
+    "ADL-Rundle-6",
+    "ADL-Rundle-8",
+    "ETH-Bahnhof",
+    "ETH-Pedcross2",
+    "ETH-Sunnyday",
+    "KITTI-13",
+    "KITTI-17",
+    "Venice-2",
+)
+MOT15_TEXT_SEQUENCES = tuple(f"mot/MOT15-text/{name}" for name in MOT15_TEXT_NAMES)
+#: The reference configuration (conf/tracker/deepsort.yaml defaults).
+REFERENCE_CONFIG = dict(
+    max_dist=0.2,
+    max_iou_distance=0.7,
+    max_age=30,
+    n_init=3,
+    nn_budget=100,
+    min_confidence=0.8,
+    nms_max_overlap=1.0,
+    metric="cosine",
 )
 
 

@@ -20,6 +20,7 @@ pytest.importorskip("deep_sort_realtime")
 
 from deepsort_reference import (  # noqa: E402  (after the importorskip on purpose)
     MOT15_TEXT_SEQUENCES,
+    REFERENCE_CONFIG,
     TUD_SEQUENCES,
     compare_on_sequence,
     histogram_embeddings,
@@ -30,17 +31,6 @@ from deepsort_reference import (  # noqa: E402  (after the importorskip on purpo
 
 from reidsort.tracking import read_mot_detections  # noqa: E402
 
-#: The reference configuration (conf/tracker/deepsort.yaml defaults).
-REFERENCE_CONFIG = dict(
-    max_dist=0.2,
-    max_iou_distance=0.7,
-    max_age=30,
-    n_init=3,
-    nn_budget=100,
-    min_confidence=0.8,
-    nms_max_overlap=1.0,
-    metric="cosine",
-)
 #: A harder variant: paper's confidence threshold, real NMS, tiny galleries (evictions).
 STRESS_CONFIG = dict(REFERENCE_CONFIG, min_confidence=0.3, nms_max_overlap=0.6, nn_budget=5)
 EMBEDDING_DIM = 32
