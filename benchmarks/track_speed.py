@@ -31,10 +31,9 @@ DEFAULT_DATA_ROOT = Path(os.environ.get("REIDSORT_SHARED_DATA",
 SEQUENCE = "TUD-Stadtmitte"
 #: OSNet's usual Re-ID input (height, width).
 EMBEDDER_INPUT_HW = (256, 128)
-#: (mode, write the annotated video, embedder session spinning as shipped)
-RUNS = (("online", True, True), ("offline", True, True), ("online", False, True),
-        ("offline", False, True), ("online", False, False), ("offline", False, False))
-SPINNING_KEY = "session.intra_op.allow_spinning"
+#: (mode, write the annotated video, frames decoded ahead by the reader thread; 4 = shipped)
+RUNS = (("online", True, 4), ("offline", True, 4), ("online", False, 4), ("offline", False, 4),
+        ("online", False, 0), ("offline", False, 0))
 STAGE_COLUMNS = ("decode", "detect", "embed", "track", "draw", "write")
 
 
@@ -68,19 +67,8 @@ def export_embedder(folder: Path) -> Path:
                        exporter="legacy")
 
 
-def without_spinning(session, path: Path, threads: int | None):
-    """The same model in a session whose idle threads sleep instead of busy-waiting."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry(SPINNING_KEY, "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=session.get_providers())
-
-
 def one_run(source, detector_path: Path, embedder_path: Path, mode: str, video: bool,
-            embedder_as_shipped: bool, out_dir: Path, threads: int | None) -> dict:
+            prefetch: int, out_dir: Path, threads: int | None) -> dict:
     import numpy as np
 
     from reidsort.detection import YoloOnnxDetector
@@ -89,22 +77,21 @@ def one_run(source, detector_path: Path, embedder_path: Path, mode: str, video: 
     from reidsort.tracking import DeepSortTracker
 
     detector = YoloOnnxDetector(detector_path, threads=threads)
-    embedder = OnnxEmbedder(embedder_path, num_threads=threads)
-    if not embedder_as_shipped:
-        embedder.session = without_spinning(embedder.session, embedder_path, threads)
+    embedder = OnnxEmbedder(embedder_path, num_threads=threads)  # as shipped: no spinning
     embedder.embed_crops([np.zeros((128, 64, 3), np.uint8)] * 8)  # warm-up, untimed
     detector.inference_seconds = 0.0
     embedder.session = TimedSession(embedder.session)
     result = track_source(
         source, Lazy(lambda: detector), Lazy(lambda: embedder),
         DeepSortTracker(min_confidence=0.3), out_dir,
-        RunOptions(mode=mode, video=video, progress=False),
+        RunOptions(mode=mode, video=video, prefetch=prefetch, progress=False),
     )
     timing = result.timing
     inference = detector.inference_seconds + embedder.session.seconds
     stages = timing.seconds
     return {
-        "mode": mode, "video": video, "embedder_spinning": embedder_as_shipped, "frames": timing.frames, "fps": timing.fps,
+        "mode": mode, "video": video, "prefetch": prefetch, "frames": timing.frames,
+        "fps": timing.fps,
         "wall": timing.wall_seconds, "detections": result.detections,
         "ms": {s: 1000 * stages.get(s, 0.0) / timing.frames for s in STAGE_COLUMNS},
         "detector_inference_ms": 1000 * detector.inference_seconds / timing.frames,
@@ -129,7 +116,7 @@ def markdown(rows: list[dict], load_before: str, load_after: str, threads,
         f"Load average before / after: {load_before} / {load_after} (shared, noisy machine: "
         "compare the runs with each other).",
         "",
-        "| mode | video | embedder ORT threads | FPS | decode | detect (model) | embed (model) "
+        "| mode | video | frames read ahead | FPS | decode | detect (model) | embed (model) "
         "| track | draw | write | outside model inference | outside detect+embed stages |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -137,16 +124,16 @@ def markdown(rows: list[dict], load_before: str, load_after: str, threads,
         ms = r["ms"]
         lines.append(
             f"| {r['mode']} | {'yes' if r['video'] else 'no'} "
-            f"| {'as shipped (spinning)' if r['embedder_spinning'] else 'not spinning'} "
+            f"| {r['prefetch']} "
             f"| {r['fps']:.1f} "
             f"| {ms['decode']:.1f} | {ms['detect']:.1f} ({r['detector_inference_ms']:.1f}) "
             f"| {ms['embed']:.1f} ({r['embedder_inference_ms']:.1f}) | {ms['track']:.1f} "
             f"| {ms['draw']:.1f} | {ms['write']:.1f} | {100 * r['outside_inference']:.1f}% "
             f"| {100 * r['outside_model_stages']:.1f}% |")
     lines += ["", "Stage columns are milliseconds per frame; (model) is the part spent inside "
-              "ONNX Runtime's `session.run`. The detector's ORT threads never spin "
-              "(`detector.allow_spinning=false`); the last two rows also stop the embedder's "
-              "from spinning (its session recreated with `session.intra_op.allow_spinning=0`).",
+              "ONNX Runtime's `session.run`; decode is the time spent waiting for the next "
+              "frame (with a reader thread, the decoding the models did not hide). Both "
+              "sessions as shipped: ORT threads do not spin (`allow_spinning=false`).",
               ""]
     return "\n".join(lines)
 
@@ -171,11 +158,11 @@ def main() -> None:
         embedder_path = export_embedder(Path(tmp))
         # interleaved (A B C ... A B C ...) so a change of machine load hits every configuration
         for repeat in range(args.repeats):
-            for k, (mode, video, shipped) in enumerate(RUNS):
-                row = one_run(source, detector_path, embedder_path, mode, video, shipped,
+            for k, (mode, video, prefetch) in enumerate(RUNS):
+                row = one_run(source, detector_path, embedder_path, mode, video, prefetch,
                               Path(tmp) / f"run{k}-{repeat}", args.threads)
                 runs[k].append(row)
-                print(f"{mode:<8} video={str(video):<5} embedder spinning={str(shipped):<5} "
+                print(f"{mode:<8} video={str(video):<5} prefetch={prefetch} "
                       f"{row['fps']:5.1f} FPS  outside inference "
                       f"{100 * row['outside_inference']:4.1f}%  "
                       + "  ".join(f"{s} {row['ms'][s]:.1f}" for s in STAGE_COLUMNS),

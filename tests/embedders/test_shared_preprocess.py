@@ -79,6 +79,18 @@ def test_normalisation_and_channel_order_known_answer():
     np.testing.assert_allclose(bgr_model[0, 0], expected_b, rtol=1e-6)
 
 
+@pytest.mark.parametrize("input_order", ["BGR", "RGB"])
+def test_table_lookup_equals_the_float32_arithmetic_bit_for_bit(input_order):
+    spec = PreprocessSpec((16, 8), mean=(0.5, 0.25, 0.1), std=(0.3, 0.2, 0.7), pixel_scale=255)
+    crops = [_image(16, 8, seed=seed) for seed in range(3)]  # already at size: no resampling
+    pixels = np.stack(crops).astype(np.float32)
+    if input_order == "BGR":
+        pixels = pixels[..., ::-1]
+    mean, std = np.float32(spec.mean), np.float32(spec.std)
+    expected = ((pixels / np.float32(255) - mean) / std).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(preprocess_crops(crops, spec, input_order), expected)
+
+
 def test_eval_transform_is_exactly_the_shared_function():
     spec = PreprocessSpec(size_hw=(256, 128))
     transform = eval_transform((256, 128))

@@ -62,22 +62,34 @@ def test_fps_overlay_is_drawn_top_left():
     assert (image[10:20, 10:40] != 200).any() and (image[45:, :] == 200).all()
 
 
-def test_video_writer_is_atomic(tmp_path):
+@pytest.mark.parametrize("queue_size", [0, 3])
+def test_video_writer_is_atomic(tmp_path, queue_size):
     target = tmp_path / "out.mp4"
-    with video_writer(target, 10.0, (32, 24)) as sink:
+    with video_writer(target, 10.0, (32, 24), queue_size=queue_size) as sink:
         for k in range(5):
             sink.write(np.full((24, 32, 3), 40 * k, np.uint8))
         sink.write(np.zeros((48, 64, 3), np.uint8))  # another size: resized
         assert not target.exists()  # only the hidden temporary file exists while writing
     assert count_video_frames(target) == 6 and sink.frames_written == 6
     with pytest.raises(RuntimeError, match="boom"):
-        with video_writer(tmp_path / "failed.mp4", 10.0, (32, 24)) as sink:
+        with video_writer(tmp_path / "failed.mp4", 10.0, (32, 24), queue_size=queue_size) as sink:
             sink.write(np.zeros((24, 32, 3), np.uint8))
             raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
     with pytest.raises(ReidsortError, match="FourCC"):
         with video_writer(tmp_path / "x.mp4", 10.0, (32, 24), codec="h264x"):
             pass
+
+
+def test_an_encoding_error_in_the_writer_thread_reaches_the_caller(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(ReidsortError, match="writing the video failed: .*shape"):
+        with video_writer(target, 10.0, (32, 24), queue_size=2) as sink:
+            sink.write(np.zeros((24, 32, 3), np.uint8))
+            sink.write("bad frame")  # the writer thread fails on this one
+            for _ in range(20):  # later writes (or the close) report it, and never block
+                sink.write(np.zeros((24, 32, 3), np.uint8))
+    assert not list(tmp_path.iterdir())
 
 
 def test_display_without_a_display_is_a_clear_error(monkeypatch):

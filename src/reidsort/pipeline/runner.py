@@ -1,6 +1,8 @@
 """Track one source end to end: decode -> detect -> embed -> track -> draw -> write.
 
 ``mode="online"`` handles one frame at a time (streams, webcams: lowest latency).
+In both modes a reader thread decodes ``prefetch`` frames ahead (offline: plus one chunk) while
+the models run, which takes JPEG/video decoding off the critical path.
 ``mode="offline"`` takes ``chunk_size`` frames at once: the detector gets the whole chunk (one
 batched call where the model allows it) and the embedder every crop of the chunk in large
 batches; then the chunk's frames are tracked in order. The tracker sees exactly the same
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -26,6 +28,7 @@ import numpy as np
 from reidsort.detection.base import Detections, Detector
 from reidsort.embedders.base import Embedder, crop_boxes
 from reidsort.pipeline.cache import DetectionTable, FeatureCache, FeatureRecorder
+from reidsort.pipeline.prefetch import prefetched
 from reidsort.pipeline.timing import StageTimer, Timing
 from reidsort.tracking.mot_io import MotResultsBuffer
 from reidsort.tracking.tracker import DeepSortTracker
@@ -39,6 +42,8 @@ from reidsort.video.writer import DEFAULT_CODEC, video_writer
 log = logging.getLogger(__name__)
 
 MODES = ("online", "offline")
+#: Annotated frames waiting for the video writer thread.
+VIDEO_QUEUE_FRAMES = 4
 T = TypeVar("T")
 
 
@@ -65,6 +70,7 @@ class RunOptions:
 
     mode: str = "online"
     chunk_size: int = 32
+    prefetch: int = 4
     video: bool = True
     display: bool = False
     max_frames: int | None = None
@@ -80,6 +86,8 @@ class RunOptions:
             raise ReidsortError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if int(self.chunk_size) < 1:
             raise ReidsortError(f"task.chunk_size must be >= 1, got {self.chunk_size}")
+        if int(self.prefetch) < 0:
+            raise ReidsortError(f"task.prefetch must be >= 0, got {self.prefetch}")
         if self.max_frames is not None and int(self.max_frames) < 1:
             raise ReidsortError(f"task.max_frames must be >= 1 or null, got {self.max_frames}")
 
@@ -113,7 +121,8 @@ class SourceResult:
 
 
 def _timed(frames: Iterator[Frame], timer: StageTimer) -> Iterator[Frame]:
-    """The frames, with the time spent producing each (reading, decoding) counted as decode."""
+    """The frames, with the time spent waiting for each counted as decode (reading and
+    decoding, or, with a reader thread, what of it the models did not hide)."""
     while True:
         start = time.perf_counter()
         try:
@@ -203,8 +212,10 @@ class _Outputs:
             if plan.drawing else None
         self.sink = None
         if video_path is not None:
+            # encoded in a writer thread: the frame is not touched after it is handed over
             self.sink = stack.enter_context(video_writer(
-                video_path, info.frame_rate, (info.width, info.height), options.video_codec))
+                video_path, info.frame_rate, (info.width, info.height), options.video_codec,
+                queue_size=VIDEO_QUEUE_FRAMES))
         self.window = None
         if options.display:
             self.window = LiveWindow(f"reidsort - {info.name}")
@@ -260,7 +271,11 @@ def track_source(
         progress = stack.enter_context(_progress(
             min(filter(None, (info.length, options.max_frames)), default=None),
             info.name, options.progress))
-        frames: Iterator[Frame] = _timed(source.frames(decode=plan.need_pixels), timer)
+        # offline, the reader also fills the next chunk while this one is processed
+        depth = int(options.prefetch) + (chunk_size if options.prefetch and chunk_size > 1 else 0)
+        decoded = stack.enter_context(closing(prefetched(
+            source.frames(decode=plan.need_pixels), depth, f"read {info.name}")))
+        frames: Iterator[Frame] = _timed(decoded, timer)
         if plan.cached_dets is not None:  # frames unreadable when cached stay skipped
             frames = (f for f in frames if plan.cached_dets.has_frame(f.index))
         try:

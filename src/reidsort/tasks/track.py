@@ -67,7 +67,8 @@ def embedder_label(embedder_cfg: DictConfig | None) -> str:
 
 def run_options(task: DictConfig) -> RunOptions:
     return RunOptions(
-        mode=str(task.mode), chunk_size=int(task.chunk_size), video=bool(task.video),
+        mode=str(task.mode), chunk_size=int(task.chunk_size), prefetch=int(task.prefetch),
+        video=bool(task.video),
         display=bool(task.display),
         max_frames=None if task.max_frames is None else int(task.max_frames),
         trail_length=int(task.trail_length), draw_masks=bool(task.draw_masks),
