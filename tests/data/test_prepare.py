@@ -107,6 +107,24 @@ def test_filters_ids_cameras_and_split(sequences, tmp_path):
     assert np.abs(crop - frame[20:100, 10:40]).mean() < np.abs(crop - frame[30:110, 12:42]).mean()
 
 
+def test_more_queries_per_half_are_spread_over_each_half(sequences, tmp_path):
+    options = PrepareOptions(frame_step=1, min_height=40, min_width=15, test_identities=1,
+                             queries_per_half=3, seed=1)
+    prepare_reid_from_mot(sequences[:1], tmp_path / "out", options, fairmot_labels=False)
+    split = read_market1501(tmp_path / "out")
+    # SEQ-A: track 1 (12 crops, frames 1-12) is the only identity with 2 x (3 + 1) crops
+    query_frames = sorted(int(Path(r.path).name.split("_")[2]) for r in split.query)
+    # early half 1-6: indices 0, 2, 4 from its start; late half 7-12: the same from its end
+    assert query_frames == [1, 3, 5, 8, 10, 12]
+    assert {r.camid for r in split.query if int(Path(r.path).name.split("_")[2]) <= 6} == {1}
+    assert len(split.gallery) == 6 and {r.pid for r in split.query + split.gallery} == {1}
+    with pytest.raises(ValueError, match="the 14 crops a query/gallery identity needs"):
+        prepare_reid_from_mot(sequences[:1], tmp_path / "x", PrepareOptions(
+            frame_step=1, min_height=40, min_width=15, test_identities=1, queries_per_half=6))
+    with pytest.raises(ValueError, match="queries_per_half must be >= 1"):
+        prepare_reid_from_mot(sequences[:1], tmp_path / "y", PrepareOptions(queries_per_half=0))
+
+
 def test_frame_step_and_thresholds(sequences, tmp_path):
     options = PrepareOptions(frame_step=3, min_height=40, min_width=15, min_visibility=0.05,
                              test_identities=1, seed=0)

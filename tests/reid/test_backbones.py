@@ -152,11 +152,27 @@ def test_resnet_last_stride_sets_the_final_map_size(
     assert accessor_map.shape == (2, 512, *map_hw)
 
 
+def test_resnet_stripes_pool_horizontal_bands_separately() -> None:
+    model = resnet18(stripes=4).eval()
+    assert model.feature_dim == 4 * 512
+    batch = images((64, 32))
+    with torch.no_grad():
+        feature_map = model.feature_map(batch)  # [2, 512, 4, 2] at 64x32 with last stride 1
+        features = model(batch)
+    assert features.shape == (2, 4 * 512)
+    # band b of the output = the mean over map row b: top of the body first
+    bands = features.view(2, 512, 4)
+    torch.testing.assert_close(bands, feature_map.mean(dim=3))
+    # the stripes add no parameters: a stripes=1 state dict loads into a stripes=4 model
+    model.load_state_dict(resnet18().state_dict())
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "message"),
     [
         ("osnet_x2_0", {}, r"unknown backbone 'osnet_x2_0'; valid: osnet_x1_0, .*deepsort_cnn"),
         ("resnet50", {"last_stride": 3}, r"last_stride must be 1 or 2, got 3"),
+        ("resnet18", {"stripes": 0}, r"stripes must be >= 1, got 0"),
         ("deepsort_cnn", {"variant": "tf"}, r"unknown deepsort_cnn variant 'tf'; valid: 'wojke'"),
     ],
 )

@@ -4,7 +4,8 @@ Every identity of every sequence is cropped every ``frame_step``-th frame, skipp
 ignored (gt flag 0), not pedestrians, too occluded (visibility), too small or mostly outside the
 image. Identities are split identity-disjointly: training identities go to
 ``bounding_box_train``; each test identity's crops are cut in time into an early and a late
-half, and the earliest and the latest crop are queries, the rest the gallery.
+half, and the earliest and the latest crop are queries, the rest the gallery
+(``queries_per_half > 1`` adds queries spread evenly over each half).
 
 Camera ids: the camera of a crop is its sequence's index (1-based, in the order given). The
 late half of a test identity gets camera ``index + number of sequences``: MOTChallenge
@@ -50,8 +51,8 @@ META_FILENAME = "prepare_meta.json"
 #: mot_io reports -1 there, which is kept (its ground truth holds pedestrians only)
 PEDESTRIAN_CLASS = 1
 NO_CLASS = -1
-#: a test identity needs one query + one gallery crop in each time half
-MIN_TEST_CROPS = 4
+#: a test identity needs its queries + one gallery crop in each time half
+MIN_GALLERY_PER_HALF = 1
 MAX_PID = 9999  # four-digit Market-1501 pids
 #: why a ground-truth box gave no crop (counted in prepare_meta.json)
 SKIP_REASONS = ("ignored_or_not_pedestrian", "between_frame_steps", "low_visibility",
@@ -74,6 +75,9 @@ class PrepareOptions:
     classes: tuple[int, ...] = (PEDESTRIAN_CLASS,)
     #: identities held out for query/gallery (fraction or count)
     test_identities: float = 0.5
+    #: query crops per test identity and time half, spread evenly over the half from its far end
+    #: (1: the earliest and the latest crop of the track)
+    queries_per_half: int = 1
     #: identities with fewer crops are left out
     min_images: int = 2
     seed: int = 0
@@ -86,6 +90,8 @@ class PrepareOptions:
             raise ValueError("min_visibility and min_inside must be in [0, 1]")
         if self.min_height < 1 or self.min_width < 1 or self.min_images < 1:
             raise ValueError("min_height, min_width and min_images must be >= 1")
+        if self.queries_per_half < 1:
+            raise ValueError(f"queries_per_half must be >= 1, got {self.queries_per_half}")
         if self.test_identities <= 0:
             raise ValueError(f"test_identities must be > 0, got {self.test_identities}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -212,14 +218,16 @@ def split_crops(by_pid: dict[int, list[Crop]], num_sequences: int,
                 options: PrepareOptions) -> list[Crop]:
     """Identity-disjoint train / query / gallery with cameras assigned (module docstring)."""
     pids = sorted(by_pid)
-    eligible = [p for p in pids if len(by_pid[p]) >= MIN_TEST_CROPS]
+    queries = options.queries_per_half
+    min_test_crops = 2 * (queries + MIN_GALLERY_PER_HALF)
+    eligible = [p for p in pids if len(by_pid[p]) >= min_test_crops]
     fraction = options.test_identities
     wanted = int(round(fraction * len(pids))) if fraction < 1 else int(fraction)
     count = min(wanted, len(eligible), len(pids) - 1)
     if count < 1:
         raise ValueError(
             f"cannot hold out test identities: {len(eligible)} of {len(pids)} identities have "
-            f"the {MIN_TEST_CROPS} crops a query/gallery identity needs (lower "
+            f"the {min_test_crops} crops a query/gallery identity needs (lower "
             "task.frame_step or the size/visibility thresholds, or add sequences)")
     rng = np.random.default_rng(options.seed)
     test = set(rng.choice(eligible, size=count, replace=False).tolist())
@@ -231,13 +239,18 @@ def split_crops(by_pid: dict[int, list[Crop]], num_sequences: int,
             out += [_with(c, TRAIN_DIR, camera) for c in crops]
             continue
         half = len(crops) // 2
-        early, late = crops[:half], crops[half:]
-        late_camera = camera + num_sequences
-        out.append(_with(early[0], QUERY_DIR, camera))
-        out.append(_with(late[-1], QUERY_DIR, late_camera))
-        out += [_with(c, GALLERY_DIR, camera) for c in early[1:]]
-        out += [_with(c, GALLERY_DIR, late_camera) for c in late[:-1]]
+        # the late half reversed: its queries, too, start at the end farthest from the other half
+        for part, part_camera in ((crops[:half], camera),
+                                  (crops[half:][::-1], camera + num_sequences)):
+            picks = set(_evenly_spaced(len(part), queries))
+            out += [_with(c, QUERY_DIR if i in picks else GALLERY_DIR, part_camera)
+                    for i, c in enumerate(part)]
     return out
+
+
+def _evenly_spaced(length: int, count: int) -> list[int]:
+    """``count`` distinct indices spread evenly over ``range(length)`` from 0 (count <= length)."""
+    return [(i * length) // count for i in range(count)]
 
 
 def _with(crop: Crop, split: str, camera: int) -> Crop:

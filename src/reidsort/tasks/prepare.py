@@ -22,7 +22,8 @@ def prepare(cfg: DictConfig) -> dict[str, float]:
         frame_step=int(task.frame_step), min_visibility=float(task.min_visibility),
         min_height=int(task.min_height), min_width=int(task.min_width),
         min_inside=float(task.min_inside), classes=tuple(int(c) for c in task.classes),
-        test_identities=float(task.test_identities), min_images=int(task.min_images),
+        test_identities=float(task.test_identities),
+        queries_per_half=int(task.queries_per_half), min_images=int(task.min_images),
         seed=int(task.seed), jpeg_quality=int(task.jpeg_quality),
     )
     meta = prepare_reid_from_mot(sequences, task.out, options,

@@ -44,14 +44,18 @@ def _set_layer4_stride(resnet: tv_models.ResNet, stride: int) -> None:
 class ResNetBackbone(nn.Module):
     """A torchvision ResNet without its classifier: ``forward(images) -> features[N, D]``."""
 
-    def __init__(self, resnet: tv_models.ResNet, last_stride: int = REID_LAST_STRIDE) -> None:
+    def __init__(self, resnet: tv_models.ResNet, last_stride: int = REID_LAST_STRIDE,
+                 stripes: int = 1) -> None:
         super().__init__()
+        if int(stripes) < 1:
+            raise ValueError(f"stripes must be >= 1, got {stripes}")
+        self.stripes = int(stripes)
         if last_stride not in (REID_LAST_STRIDE, IMAGENET_LAST_STRIDE):
             valid = f"{REID_LAST_STRIDE} or {IMAGENET_LAST_STRIDE}"
             raise ValueError(f"last_stride must be {valid}, got {last_stride}")
         _set_layer4_stride(resnet, last_stride)
         self.last_stride = last_stride
-        self.feature_dim: int = resnet.fc.in_features
+        self.feature_dim: int = resnet.fc.in_features * self.stripes
         self.conv1 = resnet.conv1
         self.bn1 = resnet.bn1
         self.relu = resnet.relu
@@ -60,7 +64,9 @@ class ResNetBackbone(nn.Module):
         self.layer2 = resnet.layer2
         self.layer3 = resnet.layer3
         self.layer4 = resnet.layer4
-        self.global_avgpool = nn.AdaptiveAvgPool2d(1)
+        # stripes > 1: average-pool horizontal bands separately and concatenate them (PCB-style
+        # part pooling, Sun et al. 2018), which keeps where on the body a colour or texture is
+        self.global_avgpool = nn.AdaptiveAvgPool2d((self.stripes, 1))
 
     def feature_map(self, images: Tensor) -> Tensor:
         """The ``layer4`` map before pooling: ``[N, D, H/16, W/16]`` with last_stride 1."""
@@ -75,9 +81,10 @@ def _build_resnet(
     constructor: Callable[..., tv_models.ResNet],
     weights: str | os.PathLike | None,
     last_stride: int,
+    stripes: int = 1,
 ) -> ResNetBackbone:
     # weights=None: torchvision's random init; never its download mechanism.
-    model = ResNetBackbone(constructor(weights=None), last_stride=last_stride)
+    model = ResNetBackbone(constructor(weights=None), last_stride=last_stride, stripes=stripes)
     if weights is not None:
         from reidsort.reid.backbones.weights import load_backbone_weights
 
@@ -86,28 +93,32 @@ def _build_resnet(
 
 
 def resnet18(
-    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE
+    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
+    stripes: int = 1,
 ) -> ResNetBackbone:
     """ResNet-18, 512-d feature."""
-    return _build_resnet(tv_models.resnet18, weights, last_stride)
+    return _build_resnet(tv_models.resnet18, weights, last_stride, stripes)
 
 
 def resnet34(
-    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE
+    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
+    stripes: int = 1,
 ) -> ResNetBackbone:
     """ResNet-34, 512-d feature."""
-    return _build_resnet(tv_models.resnet34, weights, last_stride)
+    return _build_resnet(tv_models.resnet34, weights, last_stride, stripes)
 
 
 def resnet50(
-    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE
+    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
+    stripes: int = 1,
 ) -> ResNetBackbone:
     """ResNet-50, 2048-d feature (the strong baseline's backbone)."""
-    return _build_resnet(tv_models.resnet50, weights, last_stride)
+    return _build_resnet(tv_models.resnet50, weights, last_stride, stripes)
 
 
 def resnext50_32x4d(
-    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE
+    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
+    stripes: int = 1,
 ) -> ResNetBackbone:
     """ResNeXt-50 32x4d, 2048-d feature."""
-    return _build_resnet(tv_models.resnext50_32x4d, weights, last_stride)
+    return _build_resnet(tv_models.resnext50_32x4d, weights, last_stride, stripes)
