@@ -227,7 +227,8 @@ def test_prepare_on_real_tud_sequences(shared_data, tmp_path):
 def test_a_model_trained_on_prepared_tud_data_learns(shared_data, tmp_path):
     """A few CPU minutes of training on the prepared TUD data (12 training identities) lift
     retrieval far above the untrained network; the colour-histogram baseline is reported for
-    comparison (on these two single-camera sequences it stays ahead: see the issue 6 notes)."""
+    comparison (on these two single-camera sequences the model only reaches it on some splits:
+    benchmarks/RESULTS.md, "Re-ID data from TUD-Campus + TUD-Stadtmitte")."""
     import lightning as L
     import torch
     from hydra.utils import instantiate
@@ -241,14 +242,15 @@ def test_a_model_trained_on_prepared_tud_data_learns(shared_data, tmp_path):
     prepare_reid_from_mot(seqs, out, PrepareOptions(frame_step=2, test_identities=6, seed=42),
                           fairmot_labels=False)
     cfg = compose_config([
-        "data=market1501", f"data.root={out}", "data.image_size=[128,64]", "data.p=6",
-        "data.k=4", "data.batches_per_epoch=15", "data.num_workers=0", "model=deepsort_cnn",
-        "trainer.max_epochs=4", "seed=42"], tmp_path / "run", data_dir=tmp_path / "data")
+        "data=market1501", f"data.root={out}", "data.image_size=[64,32]", "data.augment.pad=4",
+        "data.p=6", "data.k=4", "data.batches_per_epoch=25", "data.num_workers=0",
+        "model=resnet18", "model.backbone.stripes=4", "optimizer.lr=3e-3", "trainer.max_epochs=8",
+        "seed=42"], tmp_path / "run", data_dir=tmp_path / "data")
     L.seed_everything(42)
     dm = instantiate(cfg.data)
     dm.setup()
     module = build_module(cfg, dm.num_classes)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=4, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator="cpu", max_epochs=8, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         use_distributed_sampler=False, num_sanity_val_steps=0)
     before = trainer.validate(module, datamodule=dm, verbose=False)[0]["val/mAP"]
