@@ -14,7 +14,7 @@ Steps, per crop:
    order (RGB for every reidsort model; OpenCV frames are BGR);
 3. ``(pixel / 255 - mean) / std`` in float32 (ImageNet statistics unless the model says otherwise),
    looked up per uint8 level from a 256-entry table per channel (bit-identical, ~5x cheaper);
-4. stack as a contiguous float32 ``(N, 3, H, W)`` batch.
+4. write them as a contiguous float32 ``(N, 3, H, W)`` batch.
 
 The resampling is separable: one sparse (output x input) weight matrix per axis, cached per size
 pair, applied as two sparse-dense products (within about 2x of torchvision's C++ kernel). About
@@ -176,12 +176,12 @@ def preprocess_crops(
     if order not in CHANNEL_ORDERS:
         raise ValueError(f"input_order must be one of {CHANNEL_ORDERS}, got {input_order!r}")
     height, width = spec.size_hw
+    if not len(crops):
+        return np.empty((0, 3, height, width), dtype=np.float32)
     batch = np.empty((len(crops), height, width, 3), dtype=np.uint8)
     for index, crop in enumerate(crops):
         _check_image(crop, f"crop {index}")
         batch[index] = resize_antialiased(crop, spec.size_hw)
-    if not len(crops):
-        return np.empty((0, 3, height, width), dtype=np.float32)
     # planar uint8 first (a cheap 1-byte transpose), then one table lookup per channel straight
     # into the float32 NCHW result; input channel 2 - c feeds model channel c when orders differ
     planes = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).reshape(len(crops), 3, -1)

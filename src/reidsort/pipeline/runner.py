@@ -1,12 +1,13 @@
 """Track one source end to end: decode -> detect -> embed -> track -> draw -> write.
 
 ``mode="online"`` handles one frame at a time (streams, webcams: lowest latency).
-In both modes a reader thread decodes ``prefetch`` frames ahead (offline: plus one chunk) while
-the models run, which takes JPEG/video decoding off the critical path.
 ``mode="offline"`` takes ``chunk_size`` frames at once: the detector gets the whole chunk (one
 batched call where the model allows it) and the embedder every crop of the chunk in large
 batches; then the chunk's frames are tracked in order. The tracker sees exactly the same
 detections and embeddings in both modes, so both give identical tracks (tested).
+
+In both modes a reader thread decodes ``prefetch`` frames ahead (offline: plus one chunk) and a
+writer thread encodes the annotated video, so decoding and encoding overlap the models.
 
 With a :class:`CacheSpec`, detections and embeddings already computed for this source and
 config are loaded instead (no model runs, and no decoding unless a video is drawn), and fresh

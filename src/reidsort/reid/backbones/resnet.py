@@ -7,7 +7,8 @@ Person Re-identification":
   crop ends in a 16x8 map instead of 8x4. Finer spatial detail for the price of some compute and
   no extra parameters (the paper reports about +1 % rank-1 on Market-1501).
 * the fc classifier is removed; ``forward`` returns the global-average-pooled ``layer4`` feature
-  (512-d for resnet18/34, 2048-d for resnet50 / resnext50_32x4d), to be followed by a BNNeck.
+  (512-d for resnet18/34, 2048-d for resnet50 / resnext50_32x4d), to be followed by a BNNeck;
+  ``stripes=k`` pools k horizontal bands instead (k times the dimension).
 
 The module keeps torchvision's attribute names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so a
 torchvision ImageNet state dict saved on disk loads directly (its ``fc.*`` is dropped). Nothing is
@@ -66,7 +67,7 @@ class ResNetBackbone(nn.Module):
         self.layer4 = resnet.layer4
         # stripes > 1: average-pool horizontal bands separately and concatenate them (PCB-style
         # part pooling, Sun et al. 2018), which keeps where on the body a colour or texture is
-        self.global_avgpool = nn.AdaptiveAvgPool2d((self.stripes, 1))
+        self.pool = nn.AdaptiveAvgPool2d((self.stripes, 1))
 
     def feature_map(self, images: Tensor) -> Tensor:
         """The ``layer4`` map before pooling: ``[N, D, H/16, W/16]`` with last_stride 1."""
@@ -74,7 +75,7 @@ class ResNetBackbone(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, images: Tensor) -> Tensor:
-        return torch.flatten(self.global_avgpool(self.feature_map(images)), 1)
+        return torch.flatten(self.pool(self.feature_map(images)), 1)
 
 
 def _build_resnet(
