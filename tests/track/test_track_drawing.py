@@ -3,6 +3,8 @@ on a machine without a display, and the per-stage timing table."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from track_samples import count_video_frames
@@ -118,3 +120,22 @@ def test_timing_table_accounts_for_every_stage():
     assert "4 frames, 8.0 FPS" in table
     total = Timing.total([timing, Timing({"detect": 0.2}, 1, 0.5)])
     assert (total.frames, total.seconds["detect"], total.wall_seconds) == (5, 0.5, 1.0)
+
+
+def test_timing_table_of_parallel_stages_has_no_other_row():
+    timer = StageTimer(parallel=True)
+    workers = [threading.Thread(target=lambda: [timer.add("detect", 0.001) for _ in range(500)])
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    timer.add("embed", 0.4)
+    for worker in workers:
+        worker.join()
+    timer.count_frame()
+    timing = timer.stop()
+    timing.wall_seconds = 0.5
+    assert timing.seconds["detect"] == pytest.approx(1.0)  # no update lost between threads
+    table = timing.table()
+    assert "detect         1.000   1000.00  200.0%" in table and "other" not in table
+    assert "parallel threads" in table
+    assert Timing.total([timing, Timing()]).parallel

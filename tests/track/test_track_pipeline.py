@@ -1,7 +1,9 @@
-"""One source through the pipeline: online == offline, the feature cache, clipping, empty frames,
-annotated video output."""
+"""One source through the pipeline: online == offline == one thread, the detect/embed/track
+threads overlap and shut down, the feature cache, clipping, empty frames, annotated video output."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from reidsort.detection import PublicDetector
 from reidsort.embedders.histogram import HistogramEmbedder
 from reidsort.pipeline import CacheSpec, FeatureCache, Lazy, RunOptions, cache_key, track_source
 from reidsort.tracking import DeepSortTracker
+from reidsort.utils.errors import ReidsortError
 from reidsort.video.frame import Frame
 from reidsort.video.sources import MotSequenceSource, Source, SourceInfo
 
@@ -29,15 +32,21 @@ def _run(source, out_dir, embedder=True, cache=None, **options):
 
 
 def test_online_and_offline_give_identical_tracks(sequence, tmp_path):
-    online = _run(sequence, tmp_path / "online", mode="online", video=False, prefetch=0)
+    # one thread does everything: the reference
+    online = _run(sequence, tmp_path / "online", mode="online", video=False, prefetch=0,
+                  pipeline=False)
     offline = _run(sequence, tmp_path / "offline", mode="offline", chunk_size=5, video=True)
     read_ahead = _run(sequence, tmp_path / "ahead", mode="online", video=False, prefetch=3)
-    assert online.results_path.read_text() == offline.results_path.read_text()
-    assert online.results_path.read_text() == read_ahead.results_path.read_text()
+    offline_in_line = _run(sequence, tmp_path / "in_line", mode="offline", chunk_size=7,
+                           video=False, pipeline=False)
+    reference = online.results_path.read_text()
+    for other in (offline, read_ahead, offline_in_line):
+        assert other.results_path.read_text() == reference
     assert online.track_ids >= 3 and len(online.rows) > 30
     assert online.timing.frames == offline.timing.frames == 24
     assert {"decode", "detect", "embed", "track"} <= set(online.timing.seconds)
     assert {"draw", "write"} <= set(offline.timing.seconds)
+    assert offline.timing.parallel and not online.timing.parallel
     assert count_video_frames(offline.video_path) == 24
     assert sorted(p.name for p in (tmp_path / "offline").iterdir()) == ["TINY.mp4", "TINY.txt"]
 
@@ -117,3 +126,85 @@ def test_ctrl_c_ends_a_live_run_but_aborts_a_file_run(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(_Stream(False, det), tmp_path / "file", embedder=False, video=True)
     assert not (tmp_path / "file").exists() or not any((tmp_path / "file").iterdir())
+
+
+class _HandshakeDetector(PublicDetector):
+    """Records its thread and signals once frame 2 is detected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+        self.second_frame_detected = threading.Event()
+
+    def detect(self, frames):
+        self.threads.add(threading.current_thread().name)
+        out = super().detect(frames)
+        if any(f.index == 2 for f in frames):
+            self.second_frame_detected.set()
+        return out
+
+
+class _HandshakeEmbedder(HistogramEmbedder):
+    """Embedding frame 1 waits for frame 2's detection: only a pipeline can get past it
+    without the wait running out."""
+
+    def __init__(self, detector: _HandshakeDetector) -> None:
+        super().__init__()
+        self.detector = detector
+        self.threads: set[str] = set()
+        self.overlapped: bool | None = None
+
+    def embed(self, frame_bgr, boxes_xyxy):
+        self.threads.add(threading.current_thread().name)
+        if self.overlapped is None:  # the first frame
+            self.overlapped = self.detector.second_frame_detected.wait(timeout=0.5)
+        return super().embed(frame_bgr, boxes_xyxy)
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_the_pipeline_detects_the_next_frame_while_this_one_is_embedded(sequence, tmp_path,
+                                                                        pipeline):
+    detector = _HandshakeDetector()
+    embedder = _HandshakeEmbedder(detector)
+    result = track_source(sequence, Lazy(lambda: detector), Lazy(lambda: embedder),
+                          DeepSortTracker(min_confidence=0.3), tmp_path,
+                          RunOptions(video=False, pipeline=pipeline, max_frames=6, **QUIET))
+    assert result.timing.frames == 6
+    assert embedder.overlapped is pipeline
+    main = threading.current_thread().name
+    if pipeline:
+        assert detector.threads == {"detect TINY"} and embedder.threads == {"embed TINY"}
+    else:
+        assert detector.threads == embedder.threads == {main}
+
+
+def _pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.endswith(" TINY")]
+
+
+class _FailingDetector(PublicDetector):
+    def detect(self, frames):
+        if any(f.index == 5 for f in frames):
+            raise ReidsortError("detector broke on frame 5")
+        return super().detect(frames)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_an_error_in_a_pipeline_thread_reaches_the_caller_and_nothing_is_written(
+        sequence, tmp_path, mode):
+    with pytest.raises(ReidsortError, match="frame 5"):
+        track_source(sequence, Lazy(_FailingDetector), Lazy(HistogramEmbedder),
+                     DeepSortTracker(min_confidence=0.3), tmp_path / "out",
+                     RunOptions(mode=mode, chunk_size=3, video=True, **QUIET))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert _pipeline_threads() == []
+
+
+def test_stopping_early_stops_every_pipeline_thread(sequence, tmp_path):
+    result = _run(sequence, tmp_path / "out", mode="offline", chunk_size=4, max_frames=6,
+                  video=False)
+    assert result.timing.frames == 6 and not result.complete
+    assert set(result.rows[:, 0].astype(int)) <= set(range(1, 7))
+    assert _pipeline_threads() == []
+    whole = _run(sequence, tmp_path / "whole", max_frames=24, video=False)
+    assert whole.complete and whole.timing.frames == 24

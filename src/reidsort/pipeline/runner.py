@@ -7,7 +7,11 @@ batches; then the chunk's frames are tracked in order. The tracker sees exactly 
 detections and embeddings in both modes, so both give identical tracks (tested).
 
 In both modes a reader thread decodes ``prefetch`` frames ahead (offline: plus one chunk) and a
-writer thread encodes the annotated video, so decoding and encoding overlap the models.
+writer thread encodes the annotated video, so decoding and encoding overlap the models. With
+``pipeline=True`` detection and embedding also get a thread each: while frame t is embedded,
+frame t+1 is detected and frame t-1 is tracked and drawn, so the application's own work
+(letterboxing, NMS, crop preprocessing, the tracker, drawing) overlaps the models instead of
+adding to them. Frames still reach the tracker one by one and in order.
 
 With a :class:`CacheSpec`, detections and embeddings already computed for this source and
 config are loaded instead (no model runs, and no decoding unless a video is drawn), and fresh
@@ -72,6 +76,7 @@ class RunOptions:
     mode: str = "online"
     chunk_size: int = 32
     prefetch: int = 4
+    pipeline: bool = True
     video: bool = True
     display: bool = False
     max_frames: int | None = None
@@ -253,11 +258,13 @@ def track_source(
     out_dir = Path(out_dir)
     if options.display:
         check_display_available()  # before anything is computed or written
-    timer = StageTimer()
     plan = _plan(source, detector, embedder, options, cache)
     if plan.compute_dets:
         detector.get().bind(info)
     compute_embeddings = embedder is not None and plan.cached_embeddings is None
+    # with everything cached there is no model to overlap: threads would only add hand-overs
+    pipelined = options.pipeline and (plan.compute_dets or compute_embeddings)
+    timer = StageTimer(parallel=pipelined)
     recorder = FeatureRecorder() if cache is not None and (plan.compute_dets
                                                            or compute_embeddings) else None
     tracker.reset()
@@ -279,15 +286,14 @@ def track_source(
         frames: Iterator[Frame] = _timed(decoded, timer)
         if plan.cached_dets is not None:  # frames unreadable when cached stay skipped
             frames = (f for f in frames if plan.cached_dets.has_frame(f.index))
+        budget = _FrameBudget(options.max_frames)
+        # entered after the reader: on exit the stage threads stop before the reader is closed
+        features = stack.enter_context(closing(_features(
+            _chunks(budget.take(frames), chunk_size), plan, detector,
+            embedder if compute_embeddings else None, timer, info, options.mode,
+            pipelined)))
         try:
-            for chunk in _chunks(frames, chunk_size):
-                if options.max_frames is not None:
-                    room = int(options.max_frames) - timer.timing.frames
-                    if len(chunk) > room:
-                        chunk, complete = chunk[:room], False
-                chunk_dets, chunk_embeddings = _chunk_features(
-                    chunk, plan, detector, embedder if compute_embeddings else None, timer,
-                    info, options.mode)
+            for chunk, chunk_dets, chunk_embeddings in features:
                 for frame, dets, embeddings in zip(chunk, chunk_dets, chunk_embeddings):
                     with timer.stage("track"):
                         tracks = tracker.update(dets.tracker_input(), embeddings)
@@ -303,6 +309,7 @@ def track_source(
                         break
                 if not complete:
                     break
+            complete = complete and not budget.cut
         except KeyboardInterrupt:
             if not source.live:
                 raise  # an interrupted file run writes nothing
@@ -326,23 +333,61 @@ def track_source(
     )
 
 
-def _chunk_features(chunk: list[Frame], plan: _Plan, detector: Lazy[Detector],
-                    embedder: Lazy[Embedder] | None, timer: StageTimer, info: SourceInfo,
-                    mode: str) -> tuple[list[Detections], list[np.ndarray | None]]:
-    """Detections and embeddings of a chunk: computed (``embedder`` given) or cached."""
-    if plan.compute_dets:
-        with timer.stage("detect"):
-            dets = detector.get().detect(chunk)
-    else:
-        dets = [plan.cached_dets.for_frame(f.index) for f in chunk]
-    dets = [_clip(d, f, info) for d, f in zip(dets, chunk)]
-    if embedder is not None:
-        with timer.stage("embed"):
-            return dets, embed_frames(embedder.get(), chunk, dets, mode)
-    if plan.cached_embeddings is not None:
-        table = plan.cached_dets
-        return dets, [plan.cached_embeddings[table.rows(f.index)] for f in chunk]
-    return dets, [None] * len(chunk)
+class _FrameBudget:
+    """Passes at most ``max_frames`` frames on; ``cut`` tells whether the source had more."""
+
+    def __init__(self, max_frames: int | None) -> None:
+        self.max_frames = None if max_frames is None else int(max_frames)
+        self.cut = False
+
+    def take(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        if self.max_frames is None:
+            yield from frames
+            return
+        for taken, frame in enumerate(frames):
+            if taken == self.max_frames:
+                self.cut = True
+                return
+            yield frame
+
+
+def _stage(items: Iterator, step: Callable) -> Iterator:
+    """``step`` applied to each item; closing this closes ``items`` too, in the same thread
+    (a generator must not be closed by a thread other than the one running it)."""
+    with closing(items):
+        for item in items:
+            yield step(item)
+
+
+def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detector],
+              embedder: Lazy[Embedder] | None, timer: StageTimer, info: SourceInfo,
+              mode: str, pipelined: bool) -> Iterator[tuple[list[Frame], list[Detections],
+                                                            list[np.ndarray | None]]]:
+    """Each chunk with its detections and embeddings, computed or cached: in line, or
+    ``pipelined`` in a detection thread and an embedding thread, one chunk apart."""
+    # one chunk in flight between threads is enough to keep both models busy
+    depth = 1 if pipelined else 0
+
+    def detect(chunk: list[Frame]) -> tuple[list[Frame], list[Detections]]:
+        if plan.compute_dets:
+            with timer.stage("detect"):
+                dets = detector.get().detect(chunk)
+        else:
+            dets = [plan.cached_dets.for_frame(f.index) for f in chunk]
+        return chunk, [_clip(d, f, info) for d, f in zip(dets, chunk)]
+
+    def embed(item: tuple[list[Frame], list[Detections]]):
+        chunk, dets = item
+        if embedder is not None:
+            with timer.stage("embed"):
+                return chunk, dets, embed_frames(embedder.get(), chunk, dets, mode)
+        if plan.cached_embeddings is not None:
+            table = plan.cached_dets
+            return chunk, dets, [plan.cached_embeddings[table.rows(f.index)] for f in chunk]
+        return chunk, dets, [None] * len(chunk)
+
+    detected = prefetched(_stage(chunks, detect), depth, f"detect {info.name}")
+    return prefetched(_stage(detected, embed), depth, f"embed {info.name}")
 
 
 def _clip(dets: Detections, frame: Frame, info: SourceInfo) -> Detections:

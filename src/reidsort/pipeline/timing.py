@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ class Timing:
     seconds: dict[str, float] = field(default_factory=dict)
     frames: int = 0
     wall_seconds: float = 0.0
+    #: stages ran in parallel threads (the pipeline): their times overlap
+    parallel: bool = False
 
     @property
     def fps(self) -> float:
@@ -31,11 +34,14 @@ class Timing:
                 out.seconds[name] = out.seconds.get(name, 0.0) + seconds
             out.frames += part.frames
             out.wall_seconds += part.wall_seconds
+            out.parallel = out.parallel or part.parallel
         return out
 
     def table(self, title: str = "") -> str:
         """Plain-text table: seconds, milliseconds per frame and share of wall time per stage;
-        ``other`` is wall time outside every stage (set-up, cache I/O, bookkeeping)."""
+        ``other`` is wall time outside every stage (set-up, cache I/O, bookkeeping). Stages
+        that ran in parallel threads overlap, so there is no ``other`` and the shares may add
+        up to more than 100%."""
         wall = self.wall_seconds
         names = [s for s in STAGES if s in self.seconds]
         names += sorted(s for s in self.seconds if s not in STAGES)
@@ -43,22 +49,26 @@ class Timing:
         per_frame = 1000.0 / self.frames if self.frames else 0.0
         lines = [title] if title else []
         lines.append(f"{'stage':<10} {'total s':>9} {'ms/frame':>9} {'share':>7}")
-        for name in [*names, "other"]:
+        for name in names if self.parallel else [*names, "other"]:
             seconds = other if name == "other" else self.seconds[name]
             share = 100.0 * seconds / wall if wall > 0 else 0.0
             lines.append(f"{name:<10} {seconds:>9.3f} {seconds * per_frame:>9.2f} {share:>6.1f}%")
         lines.append(f"{'total':<10} {wall:>9.3f} {wall * per_frame:>9.2f}         "
                      f"{self.frames} frames, {self.fps:.1f} FPS")
+        if self.parallel:
+            lines.append("(detect, embed and track ran in parallel threads: stage times overlap)")
         return "\n".join(lines)
 
 
 class StageTimer:
-    """Accumulates seconds per stage: ``with timer.stage("detect"): ...``."""
+    """Accumulates seconds per stage: ``with timer.stage("detect"): ...``; stages may be timed
+    from several threads (``parallel=True``)."""
 
-    def __init__(self) -> None:
-        self.timing = Timing()
+    def __init__(self, parallel: bool = False) -> None:
+        self.timing = Timing(parallel=parallel)
         self._start = time.perf_counter()
         self._stopped = False
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -69,7 +79,8 @@ class StageTimer:
             self.add(name, time.perf_counter() - start)
 
     def add(self, name: str, seconds: float) -> None:
-        self.timing.seconds[name] = self.timing.seconds.get(name, 0.0) + seconds
+        with self._lock:
+            self.timing.seconds[name] = self.timing.seconds.get(name, 0.0) + seconds
 
     def count_frame(self) -> None:
         self.timing.frames += 1

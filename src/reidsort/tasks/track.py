@@ -68,6 +68,7 @@ def embedder_label(embedder_cfg: DictConfig | None) -> str:
 def run_options(task: DictConfig) -> RunOptions:
     return RunOptions(
         mode=str(task.mode), chunk_size=int(task.chunk_size), prefetch=int(task.prefetch),
+        pipeline=bool(task.pipeline),
         video=bool(task.video),
         display=bool(task.display),
         max_frames=None if task.max_frames is None else int(task.max_frames),
