@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -248,8 +247,6 @@ class YoloOnnxDetector(PixelDetector):
         batch_dim = model_input.shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self.batch_size = self.fixed_batch or max(1, int(batch_size))
-        #: seconds spent inside ONNX Runtime (for the speed benchmark's breakdown)
-        self.inference_seconds = 0.0
 
         # one dry run tells the real output shape (exports often leave dimensions symbolic)
         probe = np.zeros((self.fixed_batch or 1, 3, *self.input_hw), dtype=np.float32)
@@ -288,10 +285,7 @@ class YoloOnnxDetector(PixelDetector):
         return (int(dims[0]), int(dims[1])) if fixed else DEFAULT_INPUT_SIZE
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
-        output = self.session.run(None, {self.input_name: batch})[0]
-        self.inference_seconds += time.perf_counter() - start
-        return output
+        return self.session.run(None, {self.input_name: batch})[0]
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray,
                                                                 list[LetterboxTransform]]:
