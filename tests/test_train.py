@@ -45,10 +45,10 @@ def test_short_training_writes_checkpoints_curves_and_reloads(make_config):
     last = out / "checkpoints" / "last.ckpt"
     assert last.is_file() and (out / "checkpoints" / "config.yaml").is_file()
     assert (out / "training_curves.png").stat().st_size > 1000
-    assert 0 <= metrics["baseline/hist_mAP"] <= 1
+    assert 0 <= metrics["baseline/test_hist_mAP"] <= 1 and 0 <= metrics["test/mAP"] <= 1
     # default torch.load settings (weights_only=True) can read it: plain hyper-parameters only
     checkpoint = torch.load(last, map_location="cpu")
-    assert checkpoint["hyper_parameters"]["num_classes"] == 12
+    assert checkpoint["hyper_parameters"]["num_classes"] == 8  # 12 - 4 validation identities
     assert checkpoint["epoch"] == 1
     module = ReIDModule.load_from_checkpoint(last, map_location="cpu").eval()
     embedding = module.embed(torch.rand(2, 3, 128, 64))
@@ -57,13 +57,13 @@ def test_short_training_writes_checkpoints_curves_and_reloads(make_config):
 
 
 def test_resume_continues_at_the_next_epoch(make_config, tmp_path):
-    first = make_config([*TINY_TRAIN, "trainer.max_epochs=1", "task.test_best=false"])
+    first = make_config([*TINY_TRAIN, "trainer.max_epochs=1", "task.test=false"])
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     saved = tmp_path / "epoch1.ckpt"
     saved.write_bytes(last.read_bytes())
     second = make_config([*TINY_TRAIN, "trainer.max_epochs=2", f"ckpt_path={saved}",
-                          "task.test_best=false"])
+                          "task.test=false"])
     train(second)
     resumed = torch.load(Path(second.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert resumed["epoch"] == 1  # epoch index 1 = the second epoch ran, not a restart
@@ -77,7 +77,7 @@ def test_resume_true_picks_the_newest_last_ckpt(make_config):
 
 
 def test_resume_of_another_architecture_is_refused(make_config, tmp_path):
-    cfg = make_config([*TINY_TRAIN, "task.test_best=false"])
+    cfg = make_config([*TINY_TRAIN, "task.test=false"])
     train(cfg)
     saved = tmp_path / "other.ckpt"
     saved.write_bytes((Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").read_bytes())
@@ -91,7 +91,7 @@ def test_resume_of_another_architecture_is_refused(make_config, tmp_path):
         train(more_ids)
     # fine-tuning on other identities is what init_from is for
     finetune = make_config([*TINY_TRAIN, "data.synthetic.num_identities=32",
-                            f"init_from={saved}", "task.test_best=false"])
+                            f"init_from={saved}", "task.test=false"])
     dm = instantiate(finetune.data)
     dm.prepare_data()
     dm.setup()
@@ -102,7 +102,7 @@ def test_resume_of_another_architecture_is_refused(make_config, tmp_path):
     state = torch.load(saved)["state_dict"]
     assert torch.equal(module.state_dict()["backbone.conv1.conv.weight"],
                        state["backbone.conv1.conv.weight"])
-    assert module.head.classifier.out_features == 16
+    assert module.head.classifier.out_features == 12  # 16 - 4 validation identities
 
 
 def test_cli_bad_inputs_fail_with_one_line(tmp_path):
@@ -115,7 +115,7 @@ def test_cli_bad_inputs_fail_with_one_line(tmp_path):
     few = run_main([*TINY_TRAIN, "data.p=64", "debug=fdr",
                     f"paths.data_dir={tmp_path / 'data'}"], tmp_path)
     assert few.returncode != 0
-    assert "12 training identities but the PK sampler needs P=64" in few.stderr
+    assert "8 training identities but the PK sampler needs P=64" in few.stderr
     assert "Traceback" not in few.stderr
 
 
@@ -148,8 +148,23 @@ class RecordValMetrics(L.Callback):
         path.write_text(json.dumps(metrics))
 
 
+class RecordBatches(L.Callback):
+    """Each rank's training batch indices per epoch, written when training ends."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+        self.batches: dict[int, list[list[int]]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.setdefault(trainer.current_epoch, []).append(batch[3].tolist())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        path = Path(self.out_dir) / f"rank{trainer.global_rank}_batches.json"
+        path.write_text(json.dumps(self.batches))
+
+
 def test_two_process_cpu_ddp_gives_the_same_metrics_on_both_ranks(make_config, tmp_path):
-    cfg = make_config([*TINY_TRAIN, "trainer.max_epochs=1"])
+    cfg = make_config([*TINY_TRAIN, "trainer.max_epochs=2", "data.batches_per_epoch=2"])
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -157,16 +172,75 @@ def test_two_process_cpu_ddp_gives_the_same_metrics_on_both_ranks(make_config, t
     record_dir = tmp_path / "ranks"
     record_dir.mkdir()
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1,
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=2,
         use_distributed_sampler=False, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[RecordValMetrics(str(record_dir))],
+        callbacks=[RecordValMetrics(str(record_dir)), RecordBatches(str(record_dir))],
     )
     trainer.fit(module, datamodule=dm)
-    rank0 = json.loads((record_dir / "rank0_epoch0.json").read_text())
-    rank1 = json.loads((record_dir / "rank1_epoch0.json").read_text())
+    rank0 = json.loads((record_dir / "rank0_epoch1.json").read_text())
+    rank1 = json.loads((record_dir / "rank1_epoch1.json").read_text())
     assert rank0 and rank0 == rank1
     assert 0 < rank0["val/mAP"] <= 1
+    # every rank's sampler saw the new epoch, and the ranks hold disjoint halves
+    per_rank = [json.loads((record_dir / f"rank{r}_batches.json").read_text()) for r in (0, 1)]
+    for batches in per_rank:
+        assert batches["0"] != batches["1"]
+    for epoch in ("0", "1"):
+        for half0, half1 in zip(per_rank[0][epoch], per_rank[1][epoch]):
+            assert not set(half0) & set(half1)
+
+
+def _one_step_weights(make_config, devices: int, gather: bool) -> dict[str, torch.Tensor]:
+    """Weights after one SGD step on the same global P x K batch, on 1 or 2 CPU processes."""
+    cfg = make_config([*TINY_TRAIN, "model.backbone._target_=tiny_models.NormFreeBackbone",
+                       "~model.backbone.ibn",
+                       "data.p=8", "data.k=2", "data.batches_per_epoch=1",
+                       "data.augment.hflip=0", "data.augment.pad=0",
+                       "data.augment.random_erasing=0",
+                       # triplet only: the head's BatchNorm would see per-rank batches (CPU has
+                       # no SyncBatchNorm); frozen, so DDP has no unused parameters
+                       "loss.ce_weight=0", "module.freeze=[head.*]",
+                       "optimizer=sgd", "optimizer.lr=0.5", "optimizer.momentum=0",
+                       "optimizer.weight_decay=0", "~scheduler",
+                       f"module.gather_for_mining={str(gather).lower()}"])
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    module = build_module(cfg, dm.num_classes)
+    trainer = L.Trainer(accelerator="cpu", devices=devices,
+                        strategy="ddp_spawn" if devices > 1 else "auto", max_steps=1,
+                        use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=dm)
+    return {k: v.detach().clone() for k, v in module.backbone.state_dict().items()}
+
+
+def test_ddp_triplet_mining_sees_the_global_batch(make_config):
+    single = _one_step_weights(make_config, devices=1, gather=True)
+    gathered = _one_step_weights(make_config, devices=2, gather=True)
+    local = _one_step_weights(make_config, devices=2, gather=False)
+    start = {k: v for k, v in _initial_norm_free_weights().items()}
+    for key in single:
+        moved = (single[key] - start[key]).abs().max()
+        assert moved > 1e-4, key  # the step did something
+        torch.testing.assert_close(gathered[key], single[key], rtol=1e-5, atol=1e-6)
+    # mining within each rank's 4 identities is a different loss
+    assert any(not torch.allclose(local[k], single[k], rtol=1e-5, atol=1e-6) for k in single)
+
+
+def _initial_norm_free_weights() -> dict[str, torch.Tensor]:
+    from tiny_models import NormFreeBackbone
+
+    return NormFreeBackbone().state_dict()
+
+
+def test_trainer_configs_offer_sync_batchnorm(tmp_path):
+    cfg = compose_config(["trainer=ddp", "trainer.sync_batchnorm=true"], tmp_path)
+    assert cfg.trainer.sync_batchnorm is True
+    trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, strategy="auto")
+    assert trainer._accelerator_connector._layer_sync is not None  # SyncBatchNorm conversion
 
 
 def test_mini_mars_training_improves_val_map(shared_data, tmp_path):
@@ -178,7 +252,7 @@ def test_mini_mars_training_improves_val_map(shared_data, tmp_path):
         "trainer.check_val_every_n_epoch=3",
         "scheduler.warmup_epochs=0", "trainer.enable_progress_bar=false", "data.eval_batch_size=256",
         "trainer.num_sanity_val_steps=-1", "logger=csv", "callbacks=none",
-        "task.histogram_baseline=false", "task.test_best=false",
+        "task.histogram_baseline=false", "task.test=false",
     ], tmp_path / "run")
     record_dir = tmp_path / "ranks"
     record_dir.mkdir()

@@ -46,6 +46,26 @@ class TinyBackbone(nn.Module):
         return self.layers(images)
 
 
+class NormFreeBackbone(nn.Module):
+    """Two convolutions, ReLU and pooling, no normalisation: its features do not depend on
+    which other images share the batch, so one process and n DDP ranks can be compared exactly
+    on CPU (SyncBatchNorm, which would give BatchNorm that property, needs a GPU)."""
+
+    def __init__(self, feature_dim: int = 16, weights: Any = None,
+                 pretrained: Any = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.feature_dim = feature_dim
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(8, feature_dim, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
 def tiny_module(backbone: str = "osnet_x0_25", num_classes: int = 4, seed: int = 0,
                 **backbone_kwargs: Any):
     """A ReIDModule with random weights and non-trivial BatchNorm statistics, in eval mode."""

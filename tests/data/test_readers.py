@@ -226,8 +226,12 @@ def test_scan_task_on_real_mini_market(shared_data, tmp_path):
     cfg = compose_config(["task=scan", "data=market1501", f"data.root={root}"], tmp_path / "run",
                          data_dir=tmp_path / "data")
     metrics = scan(cfg)
-    assert metrics["data/train_images"] == metrics["data/query_images"] == 32
-    assert metrics["data/gallery_images"] == 32 and metrics["scan/invalid"] == 0
+    # 2 of the 16 training identities (val_identities 0.1) validate; query/gallery = test
+    assert metrics["data/train_identities"] == 14 and metrics["data/val_query_identities"] == 2
+    assert metrics["data/train_images"] + metrics["data/val_query_images"] \
+        + metrics["data/val_gallery_images"] == 32
+    assert metrics["data/test_query_images"] == metrics["data/test_gallery_images"] == 32
+    assert metrics["scan/invalid"] == 0
     assert metrics["scan/valid"] == 96
     report = json.loads((tmp_path / "run" / "scan_report.json").read_text())
     cache_path = report["scans"][0]["cache"]["path"]

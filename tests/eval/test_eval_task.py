@@ -29,6 +29,7 @@ TINY_DATA = [
     "data.synthetic.images_per_identity_camera=2",
     "data.num_workers=0",
     "data.eval_batch_size=32",
+    "data.val_identities=4",
 ]
 REPORT_FILES = ["summary.md", "summary.csv", "per_query_ap.csv", "per_identity_ap.csv",
                 "cmc.csv", "top_k.csv", "cmc.png", "ap_histogram.png",

@@ -28,7 +28,7 @@ from reidsort.data.loading import (
 )
 from reidsort.data.readers import READERS
 from reidsort.data.records import ReIDSplit, relabel
-from reidsort.data.sampler import PKBatchSampler
+from reidsort.data.sampler import Balance, PKBatchSampler
 from reidsort.data.transforms import AugmentConfig, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,11 @@ def ensure_synthetic(base: str | Path, params: dict[str, Any]) -> Path:
     return root
 
 
+def _bad_balance(value: object) -> Balance:
+    raise ValueError(f"data.pk_balance={value!r}: expected one of "
+                     f"{', '.join(b.value for b in Balance)}")
+
+
 class ReIDDataModule(L.LightningDataModule):
     """Identity-labelled images, PK-sampled for training, query/gallery for validation."""
 
@@ -66,6 +71,7 @@ class ReIDDataModule(L.LightningDataModule):
         p: int = 16,
         k: int = 4,
         batches_per_epoch: int | None = None,
+        pk_balance: str = "images",
         eval_batch_size: int = 128,
         num_workers: int = 4,
         pin_memory: bool = False,
@@ -88,6 +94,8 @@ class ReIDDataModule(L.LightningDataModule):
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.p, self.k = int(p), int(k)
         self.batches_per_epoch = batches_per_epoch
+        self.pk_balance = Balance(pk_balance) if pk_balance in tuple(b.value for b in Balance) \
+            else _bad_balance(pk_balance)
         self.eval_batch_size = int(eval_batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
@@ -103,6 +111,8 @@ class ReIDDataModule(L.LightningDataModule):
         self.train_set: ReIDImageDataset | None = None
         self.query_set: ReIDImageDataset | None = None
         self.gallery_set: ReIDImageDataset | None = None
+        self.test_query_set: ReIDImageDataset | None = None
+        self.test_gallery_set: ReIDImageDataset | None = None
         self.label_of_pid: dict[int, int] = {}
         self.unreadable: list[str] = []
 
@@ -123,9 +133,8 @@ class ReIDDataModule(L.LightningDataModule):
         if self.loaded is None or self.final is None:
             self.loaded = load_dataset(self.format, self.dataset_root, test_root=self.test_root,
                                        settings=self.scan_settings)
-            # a folder dataset with a test root evaluates on that root, never on a carved split
-            carve = None if self.format == "folder" and self.test_root else self.val_identities
-            self.final = finalize_split(self.loaded, val_identities=carve, seed=self.seed,
+            self.final = finalize_split(self.loaded, val_identities=self.val_identities,
+                                        seed=self.seed,
                                         min_samples=self.min_samples, root=self.dataset_root)
             self.unreadable = [p for items in self.loaded.invalid.values() for p, _ in items]
         return self.loaded, self.final
@@ -154,10 +163,23 @@ class ReIDDataModule(L.LightningDataModule):
             split.train, labels, train_transform(self.image_size, self.augment)
         )
         evaluation = eval_transform(self.image_size)
-        self.query_set = ReIDImageDataset(split.query, [r.pid for r in split.query], evaluation)
-        self.gallery_set = ReIDImageDataset(
-            split.gallery, [r.pid for r in split.gallery], evaluation
-        )
+
+        def retrieval_set(records: list) -> ReIDImageDataset:
+            return ReIDImageDataset(records, [r.pid for r in records], evaluation)
+
+        self.query_set, self.gallery_set = retrieval_set(split.query), retrieval_set(split.gallery)
+        self.test_query_set = retrieval_set(final.test_query)
+        self.test_gallery_set = retrieval_set(final.test_gallery)
+
+    @property
+    def has_validation(self) -> bool:
+        """A validation query/gallery of held-out training identities exists."""
+        return self.load()[1].has_validation
+
+    @property
+    def has_test(self) -> bool:
+        """The dataset's own query/gallery (or ``test_root``'s) exists."""
+        return self.load()[1].has_test
 
     @property
     def num_classes(self) -> int:
@@ -166,12 +188,15 @@ class ReIDDataModule(L.LightningDataModule):
         return len(self.label_of_pid)
 
     def summary(self) -> dict[str, int]:
-        assert self.split is not None
+        assert self.split is not None and self.final is not None
         return {
             "train_images": len(self.split.train),
             "train_identities": len(self.label_of_pid),
-            "query_images": len(self.split.query),
-            "gallery_images": len(self.split.gallery),
+            "val_identities": len({r.pid for r in self.split.query}),
+            "val_query_images": len(self.split.query),
+            "val_gallery_images": len(self.split.gallery),
+            "test_query_images": len(self.final.test_query),
+            "test_gallery_images": len(self.final.test_gallery),
             "unreadable_images": len(self.unreadable),
             "dropped_identities": len(self.final.dropped_identities) if self.final else 0,
         }
@@ -189,6 +214,7 @@ class ReIDDataModule(L.LightningDataModule):
         sampler = PKBatchSampler(
             self.train_set.labels.tolist(), p=self.p, k=self.k, seed=self.seed,
             num_replicas=world, rank=rank, batches_per_epoch=self.batches_per_epoch,
+            balance=self.pk_balance,
         )
         return DataLoader(
             self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
@@ -208,11 +234,18 @@ class ReIDDataModule(L.LightningDataModule):
         )
 
     def val_dataloader(self) -> list[DataLoader]:
+        """Query + gallery of the held-out training identities (empty without them)."""
         assert self.query_set is not None and self.gallery_set is not None
+        if not self.has_validation:
+            return []
         return [self._eval_loader(self.query_set), self._eval_loader(self.gallery_set)]
 
     def test_dataloader(self) -> list[DataLoader]:
-        return self.val_dataloader()
+        """The dataset's own query + gallery (empty without them)."""
+        assert self.test_query_set is not None and self.test_gallery_set is not None
+        if not self.has_test:
+            return []
+        return [self._eval_loader(self.test_query_set), self._eval_loader(self.test_gallery_set)]
 
     def describe(self) -> dict[str, Any]:
         return {"format": self.format, "root": str(self.dataset_root),

@@ -133,35 +133,54 @@ def load_dataset(
 
 @dataclass
 class FinalSplit:
-    """What training and evaluation use, with the bookkeeping for reports."""
+    """What training and evaluation use, with the bookkeeping for reports.
+
+    ``split`` holds the training images and the *validation* query/gallery (identities carved
+    out of the training set: what checkpoint selection and sweeps look at; empty when no
+    validation split was asked for). ``test_query`` / ``test_gallery`` are the dataset's own
+    query/gallery (or ``test_root``'s), reported once at the end and never used to select.
+    """
 
     split: ReIDSplit
     #: train identities dropped by ``min_samples``: ``{pid: images}``
     dropped_identities: dict[int, int]
     val_carved: bool
+    test_query: list[ImageRecord] = field(default_factory=list)
+    test_gallery: list[ImageRecord] = field(default_factory=list)
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.split.query and self.split.gallery)
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.test_query and self.test_gallery)
 
 
 def finalize_split(loaded: LoadedDataset, *, val_identities: float | int | None,
                    seed: int, min_samples: int | None, root: str | os.PathLike) -> FinalSplit:
-    """Carve an identity-disjoint validation split when asked (or when the dataset has no
-    query/gallery), then drop training identities with fewer than ``min_samples`` images."""
+    """Carve an identity-disjoint validation split out of the training identities when asked,
+    keep the dataset's query/gallery as the test split, then drop training identities with
+    fewer than ``min_samples`` images."""
     split = loaded.split
-    carved = False
-    if val_identities:
-        split = split_identities(split.train, val_identities, seed)
-        carved = True
-    elif not split.query or not split.gallery:
-        raise ValueError(f"{root}: the dataset has no query/gallery; set data.val_identities "
-                         "(a fraction or a count of identities held out for validation)")
+    test_query, test_gallery = list(split.query), list(split.gallery)
     if not split.train:
         raise ValueError(f"{root}: no readable training images")
+    if val_identities:
+        split = split_identities(split.train, val_identities, seed)
+    elif not (test_query and test_gallery):
+        raise ValueError(f"{root}: the dataset has no query/gallery; set data.val_identities "
+                         "(a fraction or a count of identities held out for validation)")
+    else:
+        split = ReIDSplit(split.train, [], [])
     train, dropped = drop_small_identities(split.train, min_samples)
     if dropped:
         log.warning("min_samples=%d: dropped %d training identities (%d images)", min_samples,
                     len(dropped), sum(dropped.values()))
     if not train:
         raise ValueError(f"{root}: no training identity has min_samples={min_samples} images")
-    return FinalSplit(ReIDSplit(train, split.query, split.gallery), dropped, carved)
+    return FinalSplit(ReIDSplit(train, split.query, split.gallery), dropped,
+                      bool(val_identities), test_query, test_gallery)
 
 
 def split_counts(split: ReIDSplit) -> dict[str, dict[str, int]]:
@@ -179,8 +198,12 @@ def describe(loaded: LoadedDataset, final: FinalSplit | None) -> dict[str, Any]:
                                               for k, v in loaded.invalid.items()}},
     }
     if final is not None:
+        counts = split_counts(final.split)
+        test = split_counts(ReIDSplit([], final.test_query, final.test_gallery))
         out["used"] = {
-            "splits": split_counts(final.split),
+            "splits": {"train": counts["train"], "val_query": counts["query"],
+                       "val_gallery": counts["gallery"], "test_query": test["query"],
+                       "test_gallery": test["gallery"]},
             "validation_carved_from_train": final.val_carved,
             "dropped_identities_min_samples": {str(k): v for k, v in
                                                final.dropped_identities.items()},

@@ -3,17 +3,38 @@
 A batch-hard triplet loss needs every anchor to have positives and negatives in its batch, so
 each batch holds P distinct identities with K images each. This module provides that as a
 *batch* sampler (it yields lists of dataset indices) that also shards itself across DDP ranks.
+
+Two ways to pick the identities of an epoch (``balance``):
+
+* ``images`` (default, as reid-strong-baseline's ``RandomIdentitySampler``, torchreid and
+  fast-reid's ``NaiveIdentitySampler``): every identity's images are shuffled and cut into
+  chunks of K, and each batch takes one chunk from each of P identities drawn uniformly among
+  those with chunks left, so every image is used about once per epoch and an identity appears
+  in proportion to its image count.
+* ``identities``: the identities are shuffled and cut into batches of P, so every identity
+  appears equally often (K images drawn afresh each time), whatever its image count.
+
+One epoch is ``len(images) // (P x K)`` batches unless ``batches_per_epoch`` says otherwise;
+when an epoch needs more than one round of chunks (or of identities), another independently
+shuffled round follows, and a batch never spans two rounds, so its P identities are distinct.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
+from enum import Enum
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+
+class Balance(str, Enum):
+    """What an epoch of P x K batches is balanced over."""
+
+    IMAGES = "images"
+    IDENTITIES = "identities"
 
 
 def _resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -30,23 +51,43 @@ def _resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, 
     return num_replicas, rank
 
 
+class EpochRelay(Sampler[int]):
+    """The ``sampler`` attribute of a :class:`PKBatchSampler`, so that Lightning reaches it.
+
+    Lightning calls ``set_epoch`` on ``dataloader.sampler`` and ``dataloader.batch_sampler.sampler``
+    only (``lightning.fabric.utilities.data._set_sampler_epoch``), never on a batch sampler itself;
+    this object forwards that call. Iterating it gives the batch sampler's indices in order.
+    """
+
+    def __init__(self, batch_sampler: PKBatchSampler) -> None:
+        self.batch_sampler = batch_sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.batch_sampler:
+            yield from batch
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler) * self.batch_sampler.samples_per_rank
+
+
 class PKBatchSampler(Sampler[list[int]]):
     """Yield batches of P identities x K images, identity-major (id1 x K, id2 x K, ...).
 
-    Every epoch, with a ``torch.Generator`` seeded by ``seed + epoch``, the identities are
-    shuffled and cut into global batches of P, so each identity appears about once per epoch
-    (``len(identities) // P`` batches; leftover identities wait for another epoch's shuffle).
-    For each identity K of its images are drawn, without replacement when it has at least K
-    images and with replacement otherwise. If ``batches_per_epoch`` asks for more batches than
-    one pass gives, further independently shuffled passes follow; a batch never spans two
-    passes, so its P identities are always distinct.
+    Every epoch is drawn with a ``torch.Generator`` seeded by ``seed + epoch`` (see the module
+    docstring for ``balance`` and the epoch length). For each identity K of its images are
+    drawn, without replacement when it has at least K images and with replacement otherwise.
 
     Under DDP every rank builds the *same* global batches and rank ``r`` keeps identities
     ``[r * P / n, (r + 1) * P / n)`` of each, with all their K images. The ranks' batches are
     therefore disjoint, each has ``(P / n) * K`` samples, and together they are the global
     batch, so the global P x K structure (and the triplet mining it enables) survives
     gathering. With Lightning, pass ``use_distributed_sampler=False`` to the Trainer: this
-    sampler shards itself. Call :meth:`set_epoch` at each epoch (Lightning does).
+    sampler shards itself. Lightning's per-epoch ``set_epoch`` reaches it through
+    :attr:`sampler` (an :class:`EpochRelay`), also on resume, where the loop passes the
+    number of finished epochs; a checkpoint taken mid-epoch restarts that epoch's sequence.
     """
 
     def __init__(
@@ -58,6 +99,7 @@ class PKBatchSampler(Sampler[list[int]]):
         num_replicas: int | None = None,
         rank: int | None = None,
         batches_per_epoch: int | None = None,
+        balance: Balance | str = Balance.IMAGES,
     ) -> None:
         if p < 1 or k < 1:
             raise ValueError(f"P and K must be >= 1, got P={p}, K={k}")
@@ -67,6 +109,12 @@ class PKBatchSampler(Sampler[list[int]]):
                 f"pids must be a 1-D sequence of integer person ids, got shape "
                 f"{tuple(pid_tensor.shape)} and dtype {pid_tensor.dtype}"
             )
+        try:
+            self.balance = Balance(balance)
+        except ValueError:
+            raise ValueError(
+                f"PK balance {balance!r}: expected one of {', '.join(b.value for b in Balance)}"
+            ) from None
         _, identity_of_index = torch.unique(pid_tensor.long(), return_inverse=True)
         num_identities = int(identity_of_index.max()) + 1 if identity_of_index.numel() else 0
         if num_identities < p:
@@ -88,55 +136,104 @@ class PKBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.num_images = int(identity_of_index.numel())
         self.num_identities = num_identities
-        self.batches_per_pass = num_identities // p
         self.num_batches = (
-            batches_per_epoch if batches_per_epoch is not None else self.batches_per_pass
+            int(batches_per_epoch) if batches_per_epoch is not None
+            else max(1, self.num_images // (p * k))
         )
         self._identity_of_index = identity_of_index
         self._images_per_identity = torch.bincount(identity_of_index, minlength=num_identities)
         self._first_slot_of_identity = (
             torch.cumsum(self._images_per_identity, 0) - self._images_per_identity
         )
+        # what Lightning calls set_epoch on (see EpochRelay)
+        self.sampler = EpochRelay(self)
+
+    @property
+    def samples_per_rank(self) -> int:
+        return (self.p // self.num_replicas) * self.k
 
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch whose shuffle to produce (same on all ranks), like DistributedSampler."""
-        self.epoch = epoch
+        self.epoch = int(epoch)
+
+    def _images_grouped_by_identity(self, generator: torch.Generator) -> torch.Tensor:
+        """All dataset indices, grouped by identity, in a random order inside each identity.
+
+        Shuffling all indices by random keys and then stably grouping them by identity gives a
+        random order inside each identity's slot range ``[first_slot, first_slot + count)``.
+        """
+        random_keys = torch.rand(self._identity_of_index.shape[0], generator=generator)
+        shuffled = torch.argsort(random_keys, stable=True)
+        return shuffled[torch.argsort(self._identity_of_index[shuffled], stable=True)]
 
     def _draw_k_images_per_identity(self, generator: torch.Generator) -> torch.Tensor:
         """(num_identities, K) dataset indices: K images of every identity, drawn at once.
 
-        Shuffling all indices by random keys and then stably grouping them by identity gives a
-        random order inside each identity's slot range; its first K slots are a draw without
-        replacement. Identities with fewer than K images take K uniform random slots instead.
+        The first K slots of a shuffled identity are a draw without replacement; identities
+        with fewer than K images take K uniform random slots instead.
         """
-        random_keys = torch.rand(self._identity_of_index.shape[0], generator=generator)
-        shuffled = torch.argsort(random_keys, stable=True)
-        grouped = shuffled[torch.argsort(self._identity_of_index[shuffled], stable=True)]
-
+        grouped = self._images_grouped_by_identity(generator)
         counts = self._images_per_identity.unsqueeze(1)
         without_replacement = torch.arange(self.k).unsqueeze(0).expand(self.num_identities, -1)
         uniform = torch.rand(self.num_identities, self.k, generator=generator)
-        with_replacement = (uniform * counts).long()
-        with_replacement = torch.minimum(with_replacement, counts - 1)
+        with_replacement = torch.minimum((uniform * counts).long(), counts - 1)
         slot_in_identity = torch.where(counts >= self.k, without_replacement, with_replacement)
         return grouped[self._first_slot_of_identity.unsqueeze(1) + slot_in_identity]
+
+    def _identity_round(self, generator: torch.Generator) -> torch.Tensor:
+        """One round of ``balance=identities``: every identity once, in batches of P."""
+        identity_order = torch.randperm(self.num_identities, generator=generator)
+        images = self._draw_k_images_per_identity(generator)
+        usable = (self.num_identities // self.p) * self.p
+        return images[identity_order[:usable]].reshape(-1, self.p * self.k)
+
+    def _image_round(self, generator: torch.Generator) -> torch.Tensor:
+        """One round of ``balance=images``: every image in about one chunk of K.
+
+        An identity with ``n >= K`` images gives ``n // K`` chunks (the remainder waits for
+        another round's shuffle); one with fewer gives one chunk drawn with replacement.
+        Batches take one chunk from each of P identities drawn uniformly among those with
+        chunks left, until fewer than P such identities remain (reid-strong-baseline).
+        """
+        grouped = self._images_grouped_by_identity(generator)
+        counts = self._images_per_identity
+        chunks_left = torch.clamp(counts // self.k, min=1)
+        small = counts < self.k
+        padded_small = self._draw_k_images_per_identity(generator)
+        next_chunk = torch.zeros(self.num_identities, dtype=torch.long)
+        offsets = torch.arange(self.k)
+        batches = []
+        while True:
+            available = torch.nonzero(chunks_left > 0).squeeze(1)
+            if available.numel() < self.p:
+                break
+            chosen = available[torch.randperm(available.numel(), generator=generator)[: self.p]]
+            starts = self._first_slot_of_identity[chosen] + next_chunk[chosen] * self.k
+            # small identities' slots would run into the next identity: replaced just below
+            slots = (starts.unsqueeze(1) + offsets).clamp(max=grouped.numel() - 1)
+            chunk = grouped[slots]
+            chunk = torch.where(small[chosen].unsqueeze(1), padded_small[chosen], chunk)
+            batches.append(chunk.reshape(-1))
+            next_chunk[chosen] += 1
+            chunks_left[chosen] -= 1
+        return torch.stack(batches)
 
     def global_batches(self) -> torch.Tensor:
         """(num_batches, P * K) dataset indices of the epoch's global batches, same on all ranks."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        identities_per_pass = self.batches_per_pass * self.p
-        passes = []
-        for _ in range(math.ceil(self.num_batches / self.batches_per_pass)):
-            identity_order = torch.randperm(self.num_identities, generator=generator)
-            images = self._draw_k_images_per_identity(generator)
-            passes.append(images[identity_order[:identities_per_pass]].reshape(-1, self.p * self.k))
-        return torch.cat(passes)[: self.num_batches]
+        draw_round = self._image_round if self.balance is Balance.IMAGES else self._identity_round
+        rounds, total = [], 0
+        while total < self.num_batches:
+            batches = draw_round(generator)
+            rounds.append(batches)
+            total += batches.shape[0]
+        return torch.cat(rounds)[: self.num_batches]
 
     def __iter__(self) -> Iterator[list[int]]:
-        samples_per_rank = (self.p // self.num_replicas) * self.k
-        start = self.rank * samples_per_rank
-        local = self.global_batches()[:, start : start + samples_per_rank]
+        start = self.rank * self.samples_per_rank
+        local = self.global_batches()[:, start : start + self.samples_per_rank]
         yield from local.tolist()
 
     def __len__(self) -> int:

@@ -1,8 +1,9 @@
 """Query and gallery images for ``task=eval``, from any data config.
 
 * ``data=market1501`` (and the other dataset readers, ``data=synthetic``): the dataset's own
-  query / gallery, read and scanned exactly as training reads them (``data.test_root`` evaluates
-  on another root: cross-domain evaluation is just another data config).
+  query / gallery (the test split), read and scanned exactly as training reads them
+  (``data.test_root`` evaluates on another root: cross-domain evaluation is just another data
+  config); ``task.split=val`` evaluates the identities training held out instead.
 * ``data=folder``: one folder per identity, split identity-disjointly and seeded
   (``data.val_identities``, ``data.seed``): the identities that training held out. With
   ``task.folder_identities=all`` every identity of the folder is cut into query / gallery
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 JUNK_PID = -1
 HELDOUT, ALL = "heldout", "all"
+TEST, VAL = "test", "val"
 
 
 @dataclass(frozen=True)
@@ -121,36 +123,52 @@ class QueryGalleryData:
 
 
 def load_eval_split(data_cfg: DictConfig, folder_identities: str = HELDOUT,
-                    seed: int = 0) -> EvalSplit:
-    """The query / gallery that ``data_cfg`` describes (see the module docstring)."""
+                    seed: int = 0, split: str = TEST) -> EvalSplit:
+    """The query / gallery that ``data_cfg`` describes (see the module docstring).
+
+    ``split=test``: the dataset's own query/gallery (or ``data.test_root``'s); a folder dataset
+    without one evaluates its held-out identities. ``split=val``: the identities training held
+    out for validation (``data.val_identities``, ``data.seed``).
+    """
     if folder_identities not in (HELDOUT, ALL):
         raise ReidsortError(
             f"task.folder_identities={folder_identities!r}: expected {HELDOUT} or {ALL}"
         )
+    if split not in (TEST, VAL):
+        raise ReidsortError(f"task.split={split!r}: expected {TEST} or {VAL}")
     data = instantiate(data_cfg)
     if isinstance(data, QueryGalleryData):
-        split = data.read()
+        result = data.read()
     else:
         data.prepare_data()  # generates the synthetic data on first use
         loaded, final = data.load()
         source = f"{data.format} {data.dataset_root}"
-        if data.test_root and not (data.format == "folder" and folder_identities == ALL):
-            source += f" (query/gallery from {data.test_root})"
+        held_out = (f" (held-out identities: val_identities={data.val_identities}, "
+                    f"seed={data.seed})")
         if data.format == "folder" and folder_identities == ALL and not data.test_root:
             query, gallery = carve_query_gallery(loaded.split.train,
                                                  np.random.default_rng(seed))
             source += " (all identities)"
-        else:
+            roles: tuple[str, ...] = ("train",)
+        elif split == TEST and final.has_test:
+            query, gallery = final.test_query, final.test_gallery
+            source += (f" (test split: query/gallery from {data.test_root})" if data.test_root
+                       else " (test split: its query/gallery)")
+            roles = ("query", "gallery")
+        elif final.has_validation:
+            if split == TEST:
+                log.info("%s has no query/gallery of its own: evaluating the identities "
+                         "training held out", data.dataset_root)
             query, gallery = final.split.query, final.split.gallery
-            if final.val_carved:
-                source += f" (held-out identities: val_identities={data.val_identities}, " \
-                          f"seed={data.seed})"
+            source += held_out
+            roles = ("train",)
+        else:
+            raise ReidsortError(f"{source}: no validation split (data.val_identities=null) "
+                                "to evaluate; use task.split=test or set data.val_identities")
         # files the scan rejected among the images evaluated (a carved split draws on "train")
-        roles = ("train",) if data.format == "folder" and not data.test_root else (
-            "query", "gallery")
         skipped = sum(len(loaded.invalid.get(role, [])) for role in roles)
-        split = EvalSplit(query, gallery, source, skipped_files=skipped)
-    for role, records in (("query", split.query), ("gallery", split.gallery)):
+        result = EvalSplit(query, gallery, source, skipped_files=skipped)
+    for role, records in (("query", result.query), ("gallery", result.gallery)):
         if not records:
-            raise ReidsortError(f"{split.source}: no {role} images to evaluate")
-    return split
+            raise ReidsortError(f"{result.source}: no {role} images to evaluate")
+    return result

@@ -261,7 +261,9 @@ def _check_size(size: Sequence[int] | None, what: str) -> tuple[int, int]:
 
 def _build_backbone(name: str, backbone_cfg: Mapping[str, Any], path: Path) -> nn.Module:
     options = {k: v for k, v in _plain(backbone_cfg).items() if k != "_target_"}
-    options["weights"] = None  # the checkpoint's state dict holds the trained weights
+    # the checkpoint's state dict holds the trained weights
+    options.update({"weights": None, "pretrained": None} if "pretrained" in options
+                   else {"weights": None})
     try:
         return build_backbone(name, **options)
     except (TypeError, ValueError) as exc:  # builder arguments this version does not know

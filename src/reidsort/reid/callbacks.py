@@ -1,13 +1,51 @@
-"""Callbacks: a training-curves PNG rewritten after every epoch."""
+"""Callbacks: a training-curves PNG rewritten after every epoch, a one-line epoch summary."""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from pathlib import Path
 
 import lightning as L
 
 from reidsort.utils.io import atomic_output
+
+log = logging.getLogger("reidsort.train")
+
+#: what the epoch line shows, in order: metric key -> label
+EPOCH_LINE_METRICS: dict[str, str] = {
+    "train/loss_epoch": "loss",
+    "train/acc": "acc",
+    "val/mAP": "val mAP",
+    "val/rank1": "val R1",
+}
+
+
+class EpochSummary(L.Callback):
+    """One log line per epoch (loss, validation metrics, learning rate, seconds), so a run
+    whose output goes to a file or a pipe shows its progress (the progress bar does not)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs the epoch's validation before this hook: val/* are this epoch's
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for key, label in EPOCH_LINE_METRICS.items():
+            value = trainer.callback_metrics.get(key)
+            if value is not None and value.numel() == 1:
+                parts.append(f"{label} {float(value):.4f}")
+        if trainer.optimizers:
+            parts.append(f"lr {trainer.optimizers[0].param_groups[0]['lr']:.2e}")
+        parts.append(f"{time.perf_counter() - self._started:.0f} s")
+        log.info("  ".join(parts))
+
 
 #: panels of the figure: title -> metric keys drawn in it
 CURVE_PANELS: dict[str, tuple[str, ...]] = {

@@ -7,6 +7,7 @@ stores only plain Python types: checkpoints reload with ``torch.load``'s default
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import logging
 from typing import Any, NamedTuple
@@ -19,10 +20,13 @@ from torch import Tensor, nn
 from reidsort.reid.head import BNNeckHead, HeadOutput, l2_normalize
 from reidsort.reid.metrics import RetrievalResult, evaluate_retrieval
 from reidsort.reid.objective import ReIDObjective, accuracy
+from reidsort.reid.optim import WithCenterSGD
 
 log = logging.getLogger(__name__)
 
 EVAL_FEATURES = ("after_bn", "before_bn")
+#: backbone options that only say where the *initial* weights come from
+INITIAL_WEIGHT_KEYS = ("weights", "pretrained")
 QUERY, GALLERY = 0, 1
 
 
@@ -52,6 +56,7 @@ class ReIDModule(L.LightningModule):
         no_decay_norm_and_bias: bool = True,
         lr_multipliers: dict[str, float] | None = None,
         freeze: list[str] | None = None,
+        gather_for_mining: bool = True,
     ) -> None:
         super().__init__()
         if eval_feature not in EVAL_FEATURES:
@@ -97,11 +102,39 @@ class ReIDModule(L.LightningModule):
         if frozen:
             log.info("froze %d parameter tensors", frozen)
 
+    def _global_mining_batch(self, feature: Tensor,
+                             labels: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Under DDP, every rank's pre-BN features (with gradients) and labels, so batch-hard
+        mining sees the global P x K batch instead of this rank's P / n identities.
+
+        Every rank then computes the same triplet loss; the gather's backward sums the ranks'
+        gradients onto each rank's own features (n x the true one) and DDP averages over the
+        n ranks, so the update equals one process's on the whole batch.
+        """
+        if not self.hparams.gather_for_mining or self._trainer is None \
+                or self.trainer.world_size < 2 or self.objective.triplet_weight <= 0:
+            return None
+        features = self.all_gather(feature, sync_grads=True)
+        gathered_labels = self.all_gather(labels)
+        return features.flatten(0, 1), gathered_labels.flatten(0, 1)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the state dict holds the trained weights: rebuilding the model from the checkpoint
+        # must not download ImageNet weights again or look for the initial weights file
+        hparams = checkpoint.get("hyper_parameters")
+        if isinstance(hparams, dict) and isinstance(hparams.get("model"), dict):
+            model = copy.deepcopy(hparams["model"])
+            backbone = model.get("backbone")
+            if isinstance(backbone, dict):
+                backbone.update({key: None for key in INITIAL_WEIGHT_KEYS if key in backbone})
+            checkpoint["hyper_parameters"] = {**hparams, "model": model}
+
     # --------------------------------------------------------------- training
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         images, labels = batch[0], batch[1]
         out = self(images)
-        terms = self.objective(HeadOutput(out.feature, out.bn_feature, out.logits), labels)
+        terms = self.objective(HeadOutput(out.feature, out.bn_feature, out.logits), labels,
+                               mining=self._global_mining_batch(out.feature, labels))
         batch_size = images.shape[0]
         self.log("train/loss", terms.total, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=batch_size)
@@ -115,18 +148,6 @@ class ReIDModule(L.LightningModule):
             self.log("train/acc", accuracy(out.logits, labels), prog_bar=True, on_epoch=True,
                      on_step=False, batch_size=batch_size)
         return terms.total
-
-    def on_after_backward(self) -> None:
-        # Center loss: plain SGD on the centres with the gradient rescaled by 1/weight, so the
-        # centre update does not depend on the loss weight (Wen et al. 2016; Luo et al. 2019).
-        center = self.objective.center
-        if center is None:
-            return
-        with torch.no_grad():
-            for param in center.parameters():
-                if param.grad is not None:
-                    param -= self.objective.center_lr * param.grad / self.objective.center_weight
-                    param.grad = None
 
     # ------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
@@ -238,13 +259,27 @@ class ReIDModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(self.parameter_groups())
-        if not self.hparams.scheduler:
+        center = self.objective.center
+        if center is not None:
+            # centres: plain SGD inside the same optimizer object, so precision plugins
+            # unscale / skip / accumulate them with the network (reid.optim)
+            optimizer = WithCenterSGD(optimizer, center.parameters(),
+                                      lr=self.objective.center_lr,
+                                      grad_divisor=self.objective.center_weight)
+        if not self.hparams.scheduler or "_target_" not in self.hparams.scheduler:
+            # no scheduler (a recipe's leftover values without a scheduler group are no target)
             return optimizer
-        steps_per_epoch = self._steps_per_epoch()
-        scheduler = instantiate(self.hparams.scheduler)(optimizer,
-                                                        steps_per_epoch=steps_per_epoch)
+        if str(self.hparams.scheduler.get("granularity", "step")) == "epoch":
+            # stepped by Lightning at epoch ends: the schedule counts epochs, whatever an
+            # epoch's length (reid-strong-baseline steps its scheduler once per epoch)
+            scheduler = instantiate(self.hparams.scheduler)(optimizer, steps_per_epoch=1)
+            interval = "epoch"
+        else:
+            scheduler = instantiate(self.hparams.scheduler)(
+                optimizer, steps_per_epoch=self._steps_per_epoch())
+            interval = "step"
         return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+                "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
     def _steps_per_epoch(self) -> int:
         trainer = self.trainer

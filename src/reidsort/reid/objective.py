@@ -22,7 +22,8 @@ class ReIDObjective(nn.Module):
     """CE on the BNNeck logits, triplet and center loss on the pre-BN feature (Luo et al. 2019).
 
     A term with weight 0 is not computed. Center-loss centres are parameters of this module; the
-    LightningModule gives them their own SGD optimizer with ``center_lr`` (as the paper does).
+    LightningModule steps them with plain SGD at ``center_lr`` on their gradient divided by
+    ``center_weight``, inside its one optimizer object (:mod:`reidsort.reid.optim`).
     """
 
     def __init__(
@@ -47,10 +48,16 @@ class ReIDObjective(nn.Module):
         self.triplet = TripletLoss(margin=triplet_margin)
         self.center = CenterLoss(num_classes, feat_dim) if center_weight > 0 else None
 
-    def forward(self, out: HeadOutput, targets: Tensor) -> LossTerms:
+    def forward(self, out: HeadOutput, targets: Tensor,
+                mining: tuple[Tensor, Tensor] | None = None) -> LossTerms:
+        """The weighted terms; ``mining`` = (features, labels) of the *global* batch for the
+        triplet loss under DDP (gathered with gradients), else this batch's pre-BN features."""
         zero = out.feature.new_zeros(())
         ce = self.ce(out.logits, targets) if self.ce_weight > 0 else zero
-        triplet = self.triplet(out.feature, targets) if self.triplet_weight > 0 else zero
+        mining_features, mining_targets = mining if mining is not None else (out.feature,
+                                                                              targets)
+        triplet = (self.triplet(mining_features, mining_targets) if self.triplet_weight > 0
+                   else zero)
         center = self.center(out.feature, targets) if self.center is not None else zero
         total = self.ce_weight * ce + self.triplet_weight * triplet + self.center_weight * center
         return LossTerms(total=total, ce=ce.detach(), triplet=triplet.detach(),

@@ -75,7 +75,8 @@ def _embed(cfg: DictConfig, source: Path, kind: str) -> tuple[np.ndarray, np.nda
         saved = load_saved_features(source)
         return (saved.query_features, saved.gallery_features, saved.query, saved.gallery,
                 f"saved features {source}", f"features file {source}", {})
-    split = load_eval_split(cfg.data, str(task.folder_identities), int(cfg.get("seed") or 0))
+    split = load_eval_split(cfg.data, str(task.folder_identities), int(cfg.get("seed") or 0),
+                            split=str(task.get("split", "test")))
     batch_size, workers = int(task.batch_size), int(task.num_workers)
     if kind == CHECKPOINT:
         embedder = checkpoint_embedder(source, task.get("image_size"), cfg.data.image_size,

@@ -12,7 +12,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from reidsort.data.datamodule import ReIDDataModule
 from reidsort.reid.baseline import histogram_baseline
@@ -71,6 +71,53 @@ def build_module(cfg: DictConfig, num_classes: int) -> ReIDModule:
     )
 
 
+def _without_validation(callbacks: DictConfig | None) -> DictConfig | None:
+    """Callbacks for a run with no validation split: checkpoints keep the last epoch only,
+    early stopping (which needs ``val/*``) is left out with a warning."""
+    if not callbacks:
+        return callbacks
+    kept = {}
+    for name, node in callbacks.items():
+        target = str((node or {}).get("_target_", ""))
+        if target.endswith("EarlyStopping"):
+            log.warning("callbacks.%s left out: there is no validation split to monitor "
+                        "(set data.val_identities)", name)
+            continue
+        if target.endswith("ModelCheckpoint") and node.get("monitor"):
+            node = OmegaConf.merge(node, {"monitor": None, "save_top_k": 0, "save_last": True})
+        kept[name] = node
+    return OmegaConf.create(kept)
+
+
+def _describe_data(datamodule: ReIDDataModule, sizes: dict[str, int]) -> str:
+    val = (f"{sizes['val_identities']} held-out identities ({sizes['val_query_images']} query / "
+           f"{sizes['val_gallery_images']} gallery)" if datamodule.has_validation
+           else "none (data.val_identities=null): the last epoch is kept")
+    test = (f"{sizes['test_query_images']} query / {sizes['test_gallery_images']} gallery"
+            if datamodule.has_test else "none")
+    return (f"data: {datamodule.format} {datamodule.dataset_root}\n"
+            f"  train {sizes['train_images']} images of {sizes['train_identities']} identities"
+            f" at {datamodule.image_size[0]}x{datamodule.image_size[1]}, P{datamodule.p} x "
+            f"K{datamodule.k}\n  validation (checkpoint selection, sweeps): {val}\n"
+            f"  test (reported once, at the end): {test}")
+
+
+def _histogram_baselines(datamodule: ReIDDataModule) -> dict[str, float]:
+    """The colour-histogram baseline on the splits the run reports."""
+    assert datamodule.split is not None and datamodule.final is not None
+    out: dict[str, float] = {}
+    pairs = {"val": (datamodule.split.query, datamodule.split.gallery),
+             "test": (datamodule.final.test_query, datamodule.final.test_gallery)}
+    for stage, (query, gallery) in pairs.items():
+        if query and gallery:
+            result = histogram_baseline(query, gallery)
+            out[f"baseline/{stage}_hist_mAP"] = result.mAP
+            out[f"baseline/{stage}_hist_rank1"] = result.rank(1)
+            log.info("colour-histogram baseline on %s: mAP %.4f, Rank-1 %.4f", stage,
+                     result.mAP, result.rank(1))
+    return out
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     _check_sweep_strategy(cfg)
@@ -86,7 +133,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     sizes = datamodule.summary()
-    log.info("data: %s", sizes)
+    log.info(_describe_data(datamodule, sizes))
 
     module = build_module(cfg, datamodule.num_classes)
     ckpt_path = _resolve_ckpt_path(cfg)
@@ -97,9 +144,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     elif cfg.get("init_from"):
         load_transferable_weights(module, cfg.init_from)
 
-    callbacks = _instantiate_group(cfg.get("callbacks"))
+    validate = datamodule.has_validation
+    callback_cfg = cfg.get("callbacks") if validate else _without_validation(cfg.get("callbacks"))
+    callbacks = _instantiate_group(callback_cfg)
     loggers = _instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    extra = {} if validate else {"limit_val_batches": 0}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     **extra)
 
     # the resolved config sits next to the checkpoints; that is expected, not a stale run
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
@@ -109,11 +160,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     baseline: dict[str, float] = {}
     if cfg.task.get("histogram_baseline") and trainer.is_global_zero:
-        assert datamodule.split is not None
-        result = histogram_baseline(datamodule.split.query, datamodule.split.gallery)
-        baseline = {"baseline/hist_mAP": result.mAP, "baseline/hist_rank1": result.rank(1)}
-        log.info("colour-histogram baseline: mAP %.4f, Rank-1 %.4f",
-                 result.mAP, result.rank(1))
+        baseline = _histogram_baselines(datamodule)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
@@ -122,47 +169,61 @@ def train(cfg: DictConfig) -> dict[str, float]:
     checkpoint_cb = trainer.checkpoint_callback
     best_path = getattr(checkpoint_cb, "best_model_path", "") or ""
     best_score = getattr(checkpoint_cb, "best_model_score", None)
-    if best_score is not None:
+    if validate and best_score is not None:
         metrics["val/mAP_final"] = metrics.get("val/mAP", float("nan"))
         metrics["val/mAP"] = float(best_score)
-    if cfg.task.get("test_best") and best_path and not trainer.fast_dev_run:
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+    tested_path = ""
+    if cfg.task.get("test") and datamodule.has_test and not trainer.fast_dev_run:
+        # once, at the end: the checkpoint validation chose, or the last weights without one
+        tested_path = best_path if validate and best_path else ""
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=tested_path or None,
+                              verbose=False)
         if tested:
-            metrics["val/rank1"] = float(tested[0].get("test/rank1", metrics.get("val/rank1")))
-            metrics["val/mINP"] = float(tested[0].get("test/mINP", float("nan")))
+            metrics.update({k: float(v) for k, v in tested[0].items()})
     metrics["time/seconds"] = time.perf_counter() - started
     metrics.update({f"data/{k}": float(v) for k, v in sizes.items()})
     if trainer.is_global_zero:
-        print(_summary(cfg, metrics, best_path, output_dir, callbacks), flush=True)
+        print(_summary(cfg, metrics, best_path, tested_path, output_dir, callbacks,
+                       validate), flush=True)
     return metrics
 
 
-def _summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, output_dir: Path,
-             callbacks: list[Any]) -> str:
+def _summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, tested_path: str,
+             output_dir: Path, callbacks: list[Any], validate: bool) -> str:
     def fmt(key: str) -> str:
         value = metrics.get(key)
         return "n/a" if value is None else f"{value:.4f}"
 
-    hist = metrics.get("baseline/hist_mAP")
-    ratio = metrics["val/mAP"] / hist if hist and "val/mAP" in metrics else None
+    def versus_histogram(stage: str) -> str:
+        model, hist = metrics.get(f"{stage}/mAP"), metrics.get(f"baseline/{stage}_hist_mAP")
+        if model is None or hist is None:
+            return ""
+        return f"   (histogram {hist:.4f}" + (f", model {model / hist:.1f}x)" if hist else ")")
+
     curves = next((c.path for c in callbacks if hasattr(c, "history")), None)
     lines = [
         "",
-        "=" * 64,
+        "=" * 72,
         f"reidsort train summary  ({cfg.model.backbone._target_.rsplit('.', 1)[-1]}, "
         f"{metrics.get('time/seconds', 0):.0f} s)",
-        "-" * 64,
+        "-" * 72,
         f"final train loss        {fmt('train/loss_epoch')}",
-        f"val mAP (best epoch)    {fmt('val/mAP')}",
-        f"val Rank-1 (best)       {fmt('val/rank1')}",
-        f"histogram baseline mAP  {fmt('baseline/hist_mAP')}"
-        + (f"   (model is {ratio:.1f}x)" if ratio else ""),
-        f"best checkpoint         {best_path or 'n/a'}",
-        f"logs                    {output_dir}",
     ]
+    if validate:
+        lines += [f"val mAP (best epoch)    {fmt('val/mAP')}{versus_histogram('val')}",
+                  f"val Rank-1 (best)       {fmt('val/rank1')}"]
+    else:
+        lines.append("validation              none (data.val_identities=null)")
+    if "test/mAP" in metrics:
+        chosen = "best checkpoint" if tested_path else "last epoch"
+        lines += [f"test mAP ({chosen}){' ' * max(1, 13 - len(chosen))}"
+                  f"{fmt('test/mAP')}{versus_histogram('test')}",
+                  f"test Rank-1             {fmt('test/rank1')}"]
+    lines += [f"best checkpoint         {best_path or 'n/a'}",
+              f"logs                    {output_dir}"]
     if curves:
         lines.append(f"training curves         {curves}")
-    lines.append("=" * 64)
+    lines.append("=" * 72)
     return "\n".join(lines)
 
 

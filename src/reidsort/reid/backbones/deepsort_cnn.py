@@ -276,12 +276,16 @@ def deepsort_cnn(
     weights: str | os.PathLike | None = None,
     variant: str | DeepSortVariant = "wojke",
     dropout: float = WOJKE_DROPOUT,
+    pretrained: str | None = None,
 ) -> WojkeCNN | ZQPeiCNN:
     """The DeepSORT appearance CNN; ``variant="zqpei"`` loads deep_sort_pytorch's ``ckpt.t7``.
 
     ``dropout`` applies to the original layout only (ZQPei's port has none): the paper's 0.4
     suits long training; short CPU schedules learn faster with less.
     """
+    from reidsort.reid.backbones.pretrained import no_torchvision_weights
+
+    no_torchvision_weights("deepsort_cnn", pretrained)
     chosen = DeepSortVariant.parse(variant)
     model: WojkeCNN | ZQPeiCNN = (
         WojkeCNN(dropout=dropout) if chosen is DeepSortVariant.WOJKE else ZQPeiCNN()

@@ -33,6 +33,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from reidsort.reid.backbones.pretrained import no_torchvision_weights
+
 #: Channel widths (stem, conv2, conv3, conv4) of the published variants (paper Sec. 3.3;
 #: torchreid ``osnet_x*``).
 OSNET_CHANNELS: dict[str, tuple[int, int, int, int]] = {
@@ -258,21 +260,29 @@ def _build_osnet(width: str, weights: str | os.PathLike | None, ibn: bool) -> OS
     return model
 
 
-def osnet_x1_0(weights: str | os.PathLike | None = None, ibn: bool = False) -> OSNet:
+def osnet_x1_0(weights: str | os.PathLike | None = None, ibn: bool = False,
+              pretrained: str | None = None) -> OSNet:
     """OSNet x1.0 (2,169,508 parameters without classifier); ``ibn=True`` is osnet_ibn_x1_0."""
+    no_torchvision_weights("osnet_x1_0", pretrained)
     return _build_osnet("x1_0", weights, ibn)
 
 
-def osnet_x0_75(weights: str | os.PathLike | None = None, ibn: bool = False) -> OSNet:
+def osnet_x0_75(weights: str | os.PathLike | None = None, ibn: bool = False,
+              pretrained: str | None = None) -> OSNet:
     """OSNet x0.75 (1,285,754 parameters without classifier)."""
+    no_torchvision_weights("osnet_x0_75", pretrained)
     return _build_osnet("x0_75", weights, ibn)
 
 
-def osnet_x0_5(weights: str | os.PathLike | None = None, ibn: bool = False) -> OSNet:
+def osnet_x0_5(weights: str | os.PathLike | None = None, ibn: bool = False,
+              pretrained: str | None = None) -> OSNet:
     """OSNet x0.5 (630,034 parameters without classifier)."""
+    no_torchvision_weights("osnet_x0_5", pretrained)
     return _build_osnet("x0_5", weights, ibn)
 
 
-def osnet_x0_25(weights: str | os.PathLike | None = None, ibn: bool = False) -> OSNet:
+def osnet_x0_25(weights: str | os.PathLike | None = None, ibn: bool = False,
+              pretrained: str | None = None) -> OSNet:
     """OSNet x0.25 (201,864 parameters without classifier)."""
+    no_torchvision_weights("osnet_x0_25", pretrained)
     return _build_osnet("x0_25", weights, ibn)

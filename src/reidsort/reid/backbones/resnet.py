@@ -11,8 +11,9 @@ Person Re-identification":
   ``stripes=k`` pools k horizontal bands instead (k times the dimension).
 
 The module keeps torchvision's attribute names (``conv1``, ``bn1``, ``layer1`` ... ``layer4``), so a
-torchvision ImageNet state dict saved on disk loads directly (its ``fc.*`` is dropped). Nothing is
-ever downloaded: ``weights`` is a local file or None (random init).
+torchvision ImageNet state dict saved on disk loads directly (its ``fc.*`` is dropped):
+``weights`` is a local file; ``pretrained="imagenet"`` takes torchvision's ImageNet weights
+through its weights API (downloaded once into the torch hub cache, see ``pretrained.py``).
 """
 
 from __future__ import annotations
@@ -83,43 +84,48 @@ def _build_resnet(
     weights: str | os.PathLike | None,
     last_stride: int,
     stripes: int = 1,
+    pretrained: str | None = None,
 ) -> ResNetBackbone:
-    # weights=None: torchvision's random init; never its download mechanism.
+    # torchvision's random init; pretrained weights come through pretrained.py's checked fit
     model = ResNetBackbone(constructor(weights=None), last_stride=last_stride, stripes=stripes)
     if weights is not None:
         from reidsort.reid.backbones.weights import load_backbone_weights
 
-        load_backbone_weights(model, weights)
+        load_backbone_weights(model, weights)  # a local file replaces every tensor
+    elif pretrained:
+        from reidsort.reid.backbones.pretrained import load_torchvision_pretrained
+
+        load_torchvision_pretrained(model, constructor.__name__, pretrained)
     return model
 
 
 def resnet18(
     weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
-    stripes: int = 1,
+    stripes: int = 1, pretrained: str | None = None,
 ) -> ResNetBackbone:
     """ResNet-18, 512-d feature."""
-    return _build_resnet(tv_models.resnet18, weights, last_stride, stripes)
+    return _build_resnet(tv_models.resnet18, weights, last_stride, stripes, pretrained)
 
 
 def resnet34(
     weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
-    stripes: int = 1,
+    stripes: int = 1, pretrained: str | None = None,
 ) -> ResNetBackbone:
     """ResNet-34, 512-d feature."""
-    return _build_resnet(tv_models.resnet34, weights, last_stride, stripes)
+    return _build_resnet(tv_models.resnet34, weights, last_stride, stripes, pretrained)
 
 
 def resnet50(
     weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
-    stripes: int = 1,
+    stripes: int = 1, pretrained: str | None = None,
 ) -> ResNetBackbone:
     """ResNet-50, 2048-d feature (the strong baseline's backbone)."""
-    return _build_resnet(tv_models.resnet50, weights, last_stride, stripes)
+    return _build_resnet(tv_models.resnet50, weights, last_stride, stripes, pretrained)
 
 
 def resnext50_32x4d(
     weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
-    stripes: int = 1,
+    stripes: int = 1, pretrained: str | None = None,
 ) -> ResNetBackbone:
     """ResNeXt-50 32x4d, 2048-d feature."""
-    return _build_resnet(tv_models.resnext50_32x4d, weights, last_stride, stripes)
+    return _build_resnet(tv_models.resnext50_32x4d, weights, last_stride, stripes, pretrained)
