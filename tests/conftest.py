@@ -31,6 +31,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+#: skip reasons that are summed up as one line each (the others are listed as they are)
+SKIP_GROUPS = {
+    "shared real data not found": "real-data tests: shared data not found at {root} "
+                                  "(set REIDSORT_SHARED_DATA)",
+    "REIDSORT_SLOW_TESTS": "slow tests: set REIDSORT_SLOW_TESTS=1 to run them",
+}
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line per kind of skip with its count, e.g. every real-data test of a clean clone."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    counts: dict[str, int] = {}
+    for report in skipped:
+        reason = _skip_reason(report)
+        line = next((text.format(root=shared_data_root()) for key, text in SKIP_GROUPS.items()
+                     if key in reason), reason)
+        counts[line] = counts.get(line, 0) + 1
+    terminalreporter.section(f"{len(skipped)} skipped", sep="-")
+    for line, count in sorted(counts.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count:4d} skipped  {line}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_root()

@@ -119,3 +119,20 @@ def test_every_data_config_composes(data, tmp_path):
     cfg = compose_config([f"data={data}", "data.root=/nonexistent"], tmp_path)
     dm = instantiate(cfg.data)
     assert dm.format == cfg.data.format
+
+
+def test_group_equals_null_means_none_of_that_group(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    from reidsort.cli import null_groups_as_deletions
+
+    assert null_groups_as_deletions(["experiment=null", "data.root=null", "seed=null"],
+                                    {"experiment", "data"}) == [
+        "~experiment", "data.root=null", "seed=null"]
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), "experiment=null",
+                           "debug=null", "--cfg", "job"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "Traceback" not in done.stderr

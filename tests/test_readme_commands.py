@@ -29,6 +29,7 @@ REAL_DATA = {"image_size": [256, 128], "max_epochs": 120, "batches_per_epoch": N
 EXPECTED_TRAINING: list[tuple[str, dict]] = [
     ("data.root=/data/tud_reid", {"image_size": [64, 32], "max_epochs": 12,
                                   "batches_per_epoch": 25, "lr": 3.5e-4}),
+    ("model=osnet optimizer=sgd trainer.max_epochs=60", {**REAL_DATA, "lr": 0.05}),
     ("data=market1501", REAL_DATA),
     ("data=folder", REAL_DATA),
     ("hparams_search=optuna", SYNTHETIC_JOB),

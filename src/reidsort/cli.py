@@ -52,8 +52,17 @@ def hydra_main(cfg: DictConfig) -> float | None:
         return select_optimized_metric(cfg, metrics)
 
 
+def null_groups_as_deletions(arguments: list[str], groups: set[str]) -> list[str]:
+    """``experiment=null`` (any config group ``=null``) means "none of this group", which Hydra
+    spells ``~experiment``; its own parser rejects the null."""
+    return [f"~{arg.split('=', 1)[0]}" if arg.endswith("=null") and "." not in arg
+            and arg.split("=", 1)[0] in groups else arg for arg in arguments]
+
+
 def main() -> None:
     register_resolvers()
+    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    sys.argv[1:] = null_groups_as_deletions(sys.argv[1:], groups)
     hydra_main()
 
 

@@ -74,6 +74,8 @@ class ReIDModule(L.LightningModule):
         self._apply_freeze(freeze or [])
         self._val_outputs: list[list[tuple[Tensor, ...]]] = [[], []]
         self.last_retrieval: RetrievalResult | None = None
+        #: validation metrics of every epoch (not sanity checks): {"epoch": e, "val/mAP": ...}
+        self.val_history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ model
     @property
@@ -208,6 +210,11 @@ class ReIDModule(L.LightningModule):
             self.log(f"{stage}/mAP", 0.0, sync_dist=False)
             return
         self.last_retrieval = result
+        if stage == "val" and self._trainer is not None and not self.trainer.sanity_checking:
+            self.val_history.append({
+                "epoch": float(self.current_epoch), "val/mAP": result.mAP,
+                "val/rank1": result.rank(1), "val/rank5": result.rank(5),
+                "val/rank10": result.rank(10), "val/mINP": result.mINP})
         # every rank computed the same numbers from the same gathered features
         self.log(f"{stage}/mAP", result.mAP, prog_bar=True, sync_dist=False)
         self.log(f"{stage}/rank1", result.rank(1), prog_bar=True, sync_dist=False)

@@ -71,7 +71,8 @@ def _table(report: dict[str, Any], show_invalid: int, report_path: Path) -> str:
             if isinstance(value, (int, float, str)) and value not in (0, ""):
                 lines.append(f"{key.replace('_', ' ')}: {value}")
         if used["validation_carved_from_train"]:
-            lines.append("query/gallery: carved from the training identities (val_identities)")
+            lines.append("validation: identities carved from the training identities "
+                         "(val_identities); test: the dataset's own query/gallery")
     if "error" in report:
         lines += [RULE, f"reader error: {report['error']}"]
     lines += [RULE, f"report   {report_path}", "=" * 64]

@@ -172,6 +172,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if validate and best_score is not None:
         metrics["val/mAP_final"] = metrics.get("val/mAP", float("nan"))
         metrics["val/mAP"] = float(best_score)
+    if validate and module.val_history:
+        # every val/* of the epoch the checkpoint callback chose (the best val/mAP; on ties
+        # the first, as ModelCheckpoint keeps it)
+        best = max(module.val_history, key=lambda row: (row["val/mAP"], -row["epoch"]))
+        metrics.update({k: v for k, v in best.items() if k.startswith("val/")})
+        metrics["val/best_epoch"] = best["epoch"] + 1
     tested_path = ""
     if cfg.task.get("test") and datamodule.has_test and not trainer.fast_dev_run:
         # once, at the end: the checkpoint validation chose, or the last weights without one
@@ -209,15 +215,18 @@ def _summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, tested_
         "-" * 72,
         f"final train loss        {fmt('train/loss_epoch')}",
     ]
+    best_epoch = metrics.get("val/best_epoch")
     if validate:
-        lines += [f"val mAP (best epoch)    {fmt('val/mAP')}{versus_histogram('val')}",
-                  f"val Rank-1 (best)       {fmt('val/rank1')}"]
+        lines += [f"val mAP                 {fmt('val/mAP')}{versus_histogram('val')}"
+                  + (f"  best: epoch {best_epoch:.0f}" if best_epoch else ""),
+                  f"val Rank-1              {fmt('val/rank1')}"]
     else:
         lines.append("validation              none (data.val_identities=null)")
     if "test/mAP" in metrics:
-        chosen = "best checkpoint" if tested_path else "last epoch"
-        lines += [f"test mAP ({chosen}){' ' * max(1, 13 - len(chosen))}"
-                  f"{fmt('test/mAP')}{versus_histogram('test')}",
+        chosen = f"epoch {best_epoch:.0f}" if tested_path and best_epoch else (
+            "best checkpoint" if tested_path else "last epoch")
+        lines += [f"test mAP                {fmt('test/mAP')}{versus_histogram('test')}"
+                  f"  ({chosen}, once)",
                   f"test Rank-1             {fmt('test/rank1')}"]
     lines += [f"best checkpoint         {best_path or 'n/a'}",
               f"logs                    {output_dir}"]

@@ -1,8 +1,9 @@
 """Re-ID backbones: ``forward(images[N,3,H,W]) -> features[N, feature_dim]``.
 
 Every backbone returns the pooled global feature (before any BNNeck), exposes ``feature_dim`` and
-a ``feature_map(images)`` accessor for the map before pooling, and takes ``weights``: a local file
-loaded by :func:`load_backbone_weights` (never a download; None is random init).
+a ``feature_map(images)`` accessor for the map before pooling, and takes ``weights`` (a local file,
+every tensor checked) and ``pretrained`` (``imagenet``: torchvision's ImageNet weights through its
+weights API, cached by torch.hub; only null for networks torchvision does not have).
 
 Build by name with :func:`build_backbone`, or call a builder directly (Hydra:
 ``_target_: reidsort.reid.backbones.osnet_x1_0``).
@@ -34,7 +35,15 @@ from reidsort.reid.backbones.resnet import (
     resnet18,
     resnet34,
     resnet50,
+    resnet50_ibn_a,
     resnext50_32x4d,
+)
+from reidsort.reid.backbones.torchvision_nets import (
+    TorchvisionBackbone,
+    convnext_tiny,
+    efficientnet_b0,
+    mobilenet_v2,
+    mobilenet_v3_large,
 )
 from reidsort.reid.backbones.weights import load_backbone_weights
 
@@ -47,6 +56,11 @@ BACKBONE_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "resnet50": resnet50,
     "resnext50_32x4d": resnext50_32x4d,
+    "resnet50_ibn_a": resnet50_ibn_a,
+    "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v3_large": mobilenet_v3_large,
+    "efficientnet_b0": efficientnet_b0,
+    "convnext_tiny": convnext_tiny,
     "deepsort_cnn": deepsort_cnn,
 }
 #: The names :func:`build_backbone` accepts.
@@ -71,11 +85,16 @@ __all__ = [
     "DeepSortVariant",
     "OSNet",
     "ResNetBackbone",
+    "TorchvisionBackbone",
     "WojkeCNN",
     "ZQPeiCNN",
     "build_backbone",
+    "convnext_tiny",
+    "efficientnet_b0",
     "deepsort_cnn",
     "load_backbone_weights",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
     "osnet_x0_25",
     "osnet_x0_5",
     "osnet_x0_75",
@@ -83,5 +102,6 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet50_ibn_a",
     "resnext50_32x4d",
 ]

@@ -15,15 +15,16 @@ with its shape; the ImageNet classifier is dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision import models as tv_models
 
-from reidsort.reid.backbones.weights import fit_state_dict, read_checkpoint
+from reidsort.reid.backbones.weights import extract_state_dict, fit_state_dict, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,31 +58,43 @@ def hub_cache_file(weights: Any) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
 
 
-def load_torchvision_pretrained(model: ModelT, arch: str, pretrained: str) -> ModelT:
-    """Load torchvision's ``pretrained`` weights of ``arch`` into the backbone ``model``."""
+def load_torchvision_pretrained(
+    model: ModelT, arch: str, pretrained: str,
+    rename: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+) -> ModelT:
+    """Load torchvision's ``pretrained`` weights of ``arch`` into the backbone ``model``;
+    ``rename`` maps torchvision's state-dict names to the backbone's where they differ."""
     weights = torchvision_weights(arch, pretrained)
-    cached = hub_cache_file(weights)
+    return load_hub_file(model, weights.url, f"{arch} {weights.name}", rename)
+
+
+def load_hub_file(
+    model: ModelT, url: str, what: str,
+    rename: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+) -> ModelT:
+    """Load the weights file at ``url`` (cached by torch.hub, hash-checked on download)."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
     if not cached.is_file():
-        log.info("downloading %s %s weights to %s", arch, weights.name, cached)
+        log.info("downloading %s weights to %s", what, cached)
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             # writes a temporary file and renames it; checks the hash in the file name
-            torch.hub.download_url_to_file(weights.url, str(cached), hash_prefix=_hash_prefix(
+            torch.hub.download_url_to_file(url, str(cached), hash_prefix=_hash_prefix(
                 cached.name), progress=False)
         except Exception as exc:  # noqa: BLE001 - offline, proxy, disk: one clear message
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else \
                 type(exc).__name__
             raise ValueError(
-                f"{arch} {weights.name} weights are not in the torch hub cache and could not "
-                f"be downloaded ({reason}): put {cached.name} (from {weights.url}) into "
+                f"{what} weights are not in the torch hub cache and could not "
+                f"be downloaded ({reason}): put {cached.name} (from {url}) into "
                 f"{cached.parent}, or pass model.backbone.weights=<file>, or "
                 "model.backbone.pretrained=null for random init"
             ) from exc
-    state = read_checkpoint(cached)
-    if not isinstance(state, dict):
-        raise ValueError(f"{cached}: not a state dict; delete it to download it again")
+    state = extract_state_dict(read_checkpoint(cached), cached)
+    if rename is not None:
+        state = rename(state)
     model.load_state_dict(fit_state_dict(model, state, cached), strict=True)
-    log.info("loaded %s %s weights from %s", arch, weights.name, cached)
+    log.info("loaded %s weights from %s", what, cached)
     return model
 
 
@@ -99,5 +112,6 @@ def _hash_prefix(filename: str) -> str | None:
     return match.group(1) if match else None
 
 
-__all__ = ["IMAGENET", "IMAGENET_WEIGHTS_NAME", "hub_cache_file", "load_torchvision_pretrained",
+__all__ = ["IMAGENET", "IMAGENET_WEIGHTS_NAME", "hub_cache_file", "load_hub_file",
+           "load_torchvision_pretrained",
            "no_torchvision_weights", "torchvision_weights"]

@@ -129,3 +129,54 @@ def resnext50_32x4d(
 ) -> ResNetBackbone:
     """ResNeXt-50 32x4d, 2048-d feature."""
     return _build_resnet(tv_models.resnext50_32x4d, weights, last_stride, stripes, pretrained)
+
+
+#: IBN-Net's ImageNet ResNet-50-IBN-a (Pan et al., ECCV 2018; the file torch.hub's
+#: XingangPan/IBN-Net entry loads); not part of torchvision
+RESNET50_IBN_A_URL = ("https://github.com/XingangPan/IBN-Net/releases/download/v1.0/"
+                      "resnet50_ibn_a-d9d0bb7b.pth")
+#: fraction of a block's first norm's channels that are instance-normalised (IBN-a)
+IBN_RATIO = 0.5
+
+
+class IBN(nn.Module):
+    """Instance-batch normalisation (IBN-Net "a"): the first ``ratio`` of the channels get
+    InstanceNorm (affine), the rest BatchNorm. Instance statistics remove much of an image's
+    colour and contrast style, which helps across cameras and datasets."""
+
+    def __init__(self, channels: int, ratio: float = IBN_RATIO) -> None:
+        super().__init__()
+        self.half = int(channels * ratio)
+        self.IN = nn.InstanceNorm2d(self.half, affine=True)  # noqa: N815 - IBN-Net's names
+        self.BN = nn.BatchNorm2d(channels - self.half)  # noqa: N815
+
+    def forward(self, x: Tensor) -> Tensor:
+        first, rest = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        return torch.cat((self.IN(first.contiguous()), self.BN(rest.contiguous())), dim=1)
+
+
+def resnet50_ibn_a(
+    weights: str | os.PathLike | None = None, last_stride: int = REID_LAST_STRIDE,
+    stripes: int = 1, pretrained: str | None = None,
+) -> ResNetBackbone:
+    """ResNet-50-IBN-a, 2048-d feature: the first BatchNorm of every block of ``layer1`` to
+    ``layer3`` is an :class:`IBN` (``layer4`` stays plain), as in IBN-Net and fast-reid. Its
+    parameter names are IBN-Net's (``layer1.0.bn1.IN.weight``), so IBN-Net's ImageNet file
+    loads; ``pretrained=imagenet`` downloads it into the torch hub cache."""
+    resnet = tv_models.resnet50(weights=None)
+    for layer in (resnet.layer1, resnet.layer2, resnet.layer3):
+        for block in layer:
+            block.bn1 = IBN(block.bn1.num_features)
+    model = ResNetBackbone(resnet, last_stride=last_stride, stripes=stripes)
+    if weights is not None:
+        from reidsort.reid.backbones.weights import load_backbone_weights
+
+        load_backbone_weights(model, weights)
+    elif pretrained:
+        from reidsort.reid.backbones.pretrained import IMAGENET, load_hub_file
+
+        if str(pretrained).lower() != IMAGENET:
+            raise ValueError(f"model.backbone.pretrained={pretrained!r}: resnet50_ibn_a knows "
+                             "imagenet (IBN-Net's weights) or null")
+        load_hub_file(model, RESNET50_IBN_A_URL, "resnet50_ibn_a IBN-Net ImageNet")
+    return model
