@@ -11,9 +11,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from conftest import REPO_ROOT, TINY_TRAIN, compose_config
 from hydra.utils import instantiate
 
-from conftest import REPO_ROOT, TINY_TRAIN, compose_config
 from reidsort.reid.module import ReIDModule
 from reidsort.tasks.train import build_module, train
 
@@ -38,9 +38,21 @@ def test_fast_dev_run_every_backbone(model, make_config):
     assert metrics["train/loss_epoch"] > 0
 
 
-def test_short_training_writes_checkpoints_curves_and_reloads(make_config):
+def test_short_training_writes_checkpoints_curves_and_reloads(make_config, caplog):
+    import logging
+
+    # (one set_level only: each call also sets the capture handler's level)
+    caplog.set_level(logging.INFO, logger="reidsort.train")
     cfg = make_config([*TINY_TRAIN, "trainer.max_epochs=2", "task.histogram_baseline=true"])
     metrics = train(cfg)
+    # one summary line per epoch, for runs whose output is not a terminal
+    lines = [r.getMessage() for r in caplog.records if r.name == "reidsort.train"]
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss" in line and "val mAP" in line and line.endswith(" s") for line in lines)
+    assert metrics["val/best_epoch"] in (1, 2)
+    # 4 held-out identities: the warning says how coarse that validation score is
+    small = [r.getMessage() for r in caplog.records if "queries scored" in r.getMessage()]
+    assert len(small) == 1 and small[0].startswith("val: only 4 queries scored (4 identities)")
     out = Path(cfg.paths.output_dir)
     last = out / "checkpoints" / "last.ckpt"
     assert last.is_file() and (out / "checkpoints" / "config.yaml").is_file()
@@ -54,6 +66,17 @@ def test_short_training_writes_checkpoints_curves_and_reloads(make_config):
     embedding = module.embed(torch.rand(2, 3, 128, 64))
     assert embedding.shape == (2, 128) or embedding.shape[0] == 2
     assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_without_a_validation_split_the_last_epoch_is_kept_and_tested(make_config):
+    cfg = make_config([*TINY_TRAIN, "data.val_identities=null", "callbacks=default",
+                       "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+                       "+callbacks.stop.monitor=val/mAP"])
+    metrics = train(cfg)
+    checkpoints = sorted(p.name for p in (Path(cfg.paths.output_dir) / "checkpoints").iterdir())
+    assert checkpoints == ["config.yaml", "last.ckpt"]  # no "best" copy of the same epoch
+    assert "val/mAP" not in metrics and 0 <= metrics["test/mAP"] <= 1
+    assert metrics["data/train_identities"] == 12 and metrics["data/val_identities"] == 0
 
 
 def test_resume_continues_at_the_next_epoch(make_config, tmp_path):

@@ -132,3 +132,14 @@ def test_a_file_in_the_other_layout_with_a_wrong_shape_is_an_error(tmp_path, sha
     torch.save(state, path)
     with pytest.raises(ValueError, match="does not fit features"):
         mobilenet_v2(weights=path)
+
+
+def test_a_shallower_trunk_keeps_the_first_blocks_of_the_full_weights(shared_data):
+    path = shared_data / "models" / "mobilenetv2_imagenet.pt"
+    full = mobilenet_v2(weights=path)
+    shallow = mobilenet_v2(weights=path, blocks=18)
+    assert shallow.feature_dim == 320 and len(shallow.features) == 18
+    for key, value in shallow.state_dict().items():
+        assert torch.equal(value, full.state_dict()[key]), key
+    with pytest.raises(ValueError, match=r"blocks must lie in \[1, 19\]"):
+        mobilenet_v2(blocks=20)

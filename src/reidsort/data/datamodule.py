@@ -154,6 +154,11 @@ class ReIDDataModule(L.LightningDataModule):
         self.split = split
         labels, self.label_of_pid = relabel(split.train)
         num_ids = len(self.label_of_pid)
+        singles = sum(1 for count in np.bincount(labels) if count < 2)
+        if singles:
+            log.warning("%s: %d of %d training identities have a single image: batch-hard "
+                        "triplet finds no positive for them (data.min_samples=2 drops them)",
+                        self.dataset_root, singles, num_ids)
         if num_ids < self.p:
             raise ValueError(
                 f"{self.dataset_root}: {num_ids} training identities but the PK sampler needs "

@@ -25,6 +25,8 @@ from reidsort.reid.optim import WithCenterSGD
 log = logging.getLogger(__name__)
 
 EVAL_FEATURES = ("after_bn", "before_bn")
+#: fewer scored queries than this make a retrieval score too coarse to compare runs by
+MIN_MEANINGFUL_QUERIES = 20
 #: backbone options that only say where the *initial* weights come from
 INITIAL_WEIGHT_KEYS = ("weights", "pretrained")
 QUERY, GALLERY = 0, 1
@@ -76,6 +78,7 @@ class ReIDModule(L.LightningModule):
         self.last_retrieval: RetrievalResult | None = None
         #: validation metrics of every epoch (not sanity checks): {"epoch": e, "val/mAP": ...}
         self.val_history: list[dict[str, float]] = []
+        self._warned_small: set[str] = set()
 
     # ------------------------------------------------------------------ model
     @property
@@ -210,6 +213,12 @@ class ReIDModule(L.LightningModule):
             self.log(f"{stage}/mAP", 0.0, sync_dist=False)
             return
         self.last_retrieval = result
+        if result.num_valid_queries < MIN_MEANINGFUL_QUERIES and stage not in self._warned_small:
+            self._warned_small.add(stage)
+            log.warning("%s: only %d queries scored (%d identities): its mAP / Rank-1 move in "
+                        "steps of 1/%d; hold out more identities (data.val_identities)", stage,
+                        result.num_valid_queries, len(set(q_pid.tolist())),
+                        max(1, result.num_valid_queries))
         if stage == "val" and self._trainer is not None and not self.trainer.sanity_checking:
             self.val_history.append({
                 "epoch": float(self.current_epoch), "val/mAP": result.mAP,

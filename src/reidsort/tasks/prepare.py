@@ -45,5 +45,12 @@ def prepare(cfg: DictConfig) -> dict[str, float]:
         print(f"  FairMOT labels_with_ids: {meta['fairmot']['images']} frames, "
               f"{meta['fairmot']['boxes']} boxes", flush=True)
         metrics["prepare/fairmot_boxes"] = float(meta["fairmot"]["boxes"])
-    print(f"train on it: python main.py data=market1501 data.root={task.out}", flush=True)
+    train_ids = int(meta["counts"].get("bounding_box_train", {}).get("identities", 0))
+    if train_ids < 100:
+        # a few identities: keep them all for training, start from ImageNet features
+        print(f"train on it: python main.py experiment=tud_mobilenet_v2 data.root={task.out}"
+              f"  ({train_ids} training identities: all train, the query/gallery is scored "
+              "once)", flush=True)
+    else:
+        print(f"train on it: python main.py data=market1501 data.root={task.out}", flush=True)
     return metrics

