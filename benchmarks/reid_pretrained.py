@@ -62,8 +62,9 @@ def prepare_tud(split_seed: int, work: Path) -> Path:
 
 def mixed_root(split_dir: Path, sources: list[str], work: Path) -> Path:
     """A folder-per-identity dataset: the split's TUD training identities plus every identity
-    of ``sources`` (``mini_mars``: 16 real MARS people; ``synthetic``: the built-in renderer's
-    80 training people), as symlinks; the split's query/gallery stays the test split."""
+    of ``sources`` (``mini_mars``: 16 real MARS people; ``mini_market1501``: its 32 real
+    Market-1501 people, all folders; ``synthetic``: the built-in renderer's 80 training
+    people), as symlinks; the split's query/gallery stays the test split."""
     from collections import defaultdict
 
     root = work / f"mix_{split_dir.name}_{'_'.join(sorted(sources))}"
@@ -76,6 +77,12 @@ def mixed_root(split_dir: Path, sources: list[str], work: Path) -> Path:
     if "mini_mars" in sources:
         for folder in sorted((SHARED / "reid" / "mini_mars" / "bbox_train").iterdir()):
             by_pid[f"mars_{folder.name}"] = sorted(folder.glob("*.jpg"))
+    if "mini_market1501" in sources:
+        market = SHARED / "reid" / "mini_market1501"
+        for folder in ("bounding_box_train", "query", "bounding_box_test"):
+            for path in sorted((market / folder).glob("*.jpg")):
+                if not path.name.startswith("-1"):
+                    by_pid[f"market_{path.name.split('_')[0]}"].append(path)
     if "synthetic" in sources:
         from reidsort.data.datamodule import ensure_synthetic
 
@@ -115,7 +122,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, nargs="*", default=[42, 7, 123])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument("--label", default="")
-    parser.add_argument("--mix", nargs="*", default=[], choices=["mini_mars", "synthetic"],
+    parser.add_argument("--mix", nargs="*", default=[],
+                        choices=["mini_mars", "mini_market1501", "synthetic"],
                         help="TUD only: add these identities to training")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "reid_pre")
     parser.add_argument("--out", type=Path, default=Path("reid_pretrained.jsonl"))
