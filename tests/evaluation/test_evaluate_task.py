@@ -94,3 +94,18 @@ def test_missing_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(ReidsortError, match="no sequences with ground truth"):
         _run(tmp_path, f"results={tmp_path / 'res'}", f"gt_root={tmp_path / 'res'}")
     assert not (tmp_path / "run" / "mot_metrics.csv").exists()
+
+
+def test_postprocess_fills_result_gaps_before_scoring_and_leaves_the_inputs(tmp_path, capsys):
+    _write_split(tmp_path / "train")
+    _write_results(tmp_path / "res", missing_frames=(3, 4))
+    before = {p.name: p.read_text() for p in (tmp_path / "res").iterdir()}
+    args = (f"results={tmp_path / 'res'}", f"gt_root={tmp_path / 'train'}")
+    assert _run(tmp_path, *args)["mot/FN"] == 4
+    metrics = _run(tmp_path, *args, "postprocess=gsi")
+    assert metrics["mot/FN"] == 0 and metrics["mot/FP"] == 0 and metrics["mot/IDSW"] == 0
+    processed = tmp_path / "run" / "postprocessed" / "MOT17-02-FRCNN.txt"
+    assert len(processed.read_text().splitlines()) == LENGTHS["MOT17-02-FRCNN"]
+    assert {p.name: p.read_text() for p in (tmp_path / "res").iterdir()} == before
+    assert "post-processed (Postprocessor(gsi" in capsys.readouterr().out
+    assert _run(tmp_path, *args, "postprocess=linear", "postprocess.max_gap=1")["mot/FN"] == 4

@@ -98,3 +98,19 @@ def test_embedder_labels(tmp_path):
     cfg = _config(tmp_path, "embedder=onnx")
     assert embedder_label(cfg.embedder) == "onnx"
     assert embedder_label(None) == "none"
+
+
+def test_postprocess_linear_fills_the_frames_a_track_missed_and_keeps_the_raw_output(tmp_path):
+    missed = (5, 6)  # no detection: the track coasts and is not written in these frames
+    rows = [f"{f},-1,{10 + 2 * f},10,20,40,0.9" for f in range(1, 11) if f not in missed]
+    gt = [f"{f},1,{10 + 2 * f},10,20,40,1,-1,-1,-1" for f in range(1, 11)]
+    root = write_mot_folder(tmp_path / "HAND-01", rows, length=10, gt_rows=gt)
+    plain = track(_config(tmp_path / "plain", f"source={root}", "embedder=none"))
+    filled = track(_config(tmp_path / "filled", f"source={root}", "embedder=none",
+                           "postprocess=linear"))
+    assert filled["mot/TP"] == 8 > plain["mot/TP"]  # frames 3..10 (1-2 are tentative)
+    out = tmp_path / "filled" / "run" / "HAND-01"
+    raw = (out / "HAND-01.raw.txt").read_text().splitlines()
+    written = (out / "HAND-01.txt").read_text().splitlines()
+    assert len(written) == 8 and len(raw) < 8
+    assert {line.split(",")[0] for line in written} == {str(f) for f in range(3, 11)}

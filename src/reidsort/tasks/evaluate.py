@@ -6,6 +6,8 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from reidsort.evaluation.mot import MotEvaluation, evaluate_mot
@@ -15,6 +17,8 @@ from reidsort.evaluation.mot_layout import (
     result_files,
     sequence_lengths,
 )
+from reidsort.tracking.mot_io import read_mot_results, write_mot_results
+from reidsort.tracking.postprocess import Postprocessor
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.hydra_utils import to_plain
 
@@ -23,6 +27,8 @@ log = logging.getLogger(__name__)
 #: Metric keys returned by the task (and by ``task=track``): ``mot/HOTA``, ``mot/IDF1``, ...
 METRIC_PREFIX = "mot/"
 TABLE_STEM = "mot_metrics"
+#: where task=evaluate writes post-processed result files (inside the run dir)
+POSTPROCESSED_FOLDER = "postprocessed"
 
 
 def report(evaluation: MotEvaluation, output_dir: str | Path, stem: str = TABLE_STEM) -> None:
@@ -38,6 +44,27 @@ def report(evaluation: MotEvaluation, output_dir: str | Path, stem: str = TABLE_
     print(f"tables: {paths['csv']} and {paths['markdown']}", flush=True)
 
 
+def postprocess_results(files: dict[str, Path], postprocessor: Postprocessor,
+                        out_dir: Path) -> dict[str, Path] | dict[str, np.ndarray]:
+    """Each result file post-processed and written to ``out_dir/<seq>.txt`` (the inputs are
+    left as they are); returns the rows to score, or ``files`` when there is nothing to do."""
+    if not postprocessor.active:
+        return files
+    processed = {}
+    for seq, path in files.items():
+        raw = read_mot_results(path)
+        rows = np.column_stack([raw.frame_ids, raw.track_ids, raw.tlwh, raw.scores])
+        try:
+            processed[seq] = postprocessor(rows)
+        except ValueError as error:
+            raise ReidsortError(f"{path}: {error}") from None
+        write_mot_results(out_dir / f"{seq}.txt", processed[seq])
+        log.info("%s: %d rows -> %d after %s", seq, len(rows), len(processed[seq]),
+                 postprocessor)
+    print(f"post-processed ({postprocessor}) results: {out_dir}", flush=True)
+    return processed
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     opts = cfg.task
     if not opts.get("results") or not opts.get("gt_root"):
@@ -47,8 +74,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
     root, sequences = list_sequences(opts.gt_root, to_plain(opts.sequences), opts.gt_pattern)
     lengths = sequence_lengths(Path(opts.seqinfo_root) if opts.seqinfo_root else root, sequences)
+    results = result_files(opts.results, sequences, opts.results_pattern)
+    if cfg.get("postprocess") is not None:
+        results = postprocess_results(results, instantiate(cfg.postprocess),
+                                      Path(cfg.paths.output_dir) / POSTPROCESSED_FOLDER)
     evaluation = evaluate_mot(
-        result_files(opts.results, sequences, opts.results_pattern),
+        results,
         ground_truth_files(root, sequences, opts.gt_pattern),
         lengths,
         benchmark=opts.benchmark,

@@ -20,6 +20,8 @@ from reidsort.data.synthetic.mot import ensure_synthetic_mot
 from reidsort.pipeline.cache import FeatureCache, cache_key
 from reidsort.pipeline.runner import CacheSpec, Lazy, RunOptions, SourceResult, track_source
 from reidsort.pipeline.timing import Timing
+from reidsort.tracking.mot_io import write_mot_results
+from reidsort.tracking.postprocess import Postprocessor
 from reidsort.utils.errors import USER_ERROR_TYPES, ReidsortError
 from reidsort.utils.hydra_utils import to_plain
 from reidsort.utils.io import atomic_write_text
@@ -34,6 +36,8 @@ COMPARISON_COLUMNS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 COUNT_COLUMNS = ("IDSW",)
 TIMING_FILE = "timing.txt"
 COMPARISON_FILE = "embedder_comparison.md"
+#: the tracker's own rows, kept beside a post-processed result file
+RAW_RESULTS_SUFFIX = ".raw.txt"
 
 
 @dataclass
@@ -120,9 +124,23 @@ def _cache_spec(cache: FeatureCache | None, source: Source, cfg: DictConfig,
     return CacheSpec(cache, detection_key, embedding_key)
 
 
+def _postprocess(result: SourceResult, postprocessor: Postprocessor,
+                 decimals: int) -> SourceResult:
+    """Rewrite the source's result file post-processed; the tracker's own rows are kept as
+    ``<source>.raw.txt`` beside it (the annotated video shows the tracker's own output)."""
+    raw_path = result.results_path.with_suffix(RAW_RESULTS_SUFFIX)
+    write_mot_results(raw_path, result.rows, decimals)
+    rows = postprocessor(result.rows)
+    write_mot_results(result.results_path, rows, decimals)
+    print(f"  {postprocessor}: {len(result.rows)} -> {len(rows)} rows "
+          f"(tracker output: {raw_path.name})", flush=True)
+    return replace(result, rows=rows)
+
+
 def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_root: Path,
                detector: Lazy, options: RunOptions) -> list[SourceResult]:
     cache = FeatureCache(cfg.task.cache_dir) if cfg.task.cache else None
+    postprocessor = build(cfg.postprocess) if cfg.get("postprocess") is not None else None
     embedder = None
     if variant.embedder_cfg is not None:
         embedder_cfg = variant.embedder_cfg
@@ -136,6 +154,8 @@ def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_roo
         out_dir = out_root / source.name
         result = track_source(source, detector, embedder, build(cfg.tracker),
                               out_dir, source_options, _cache_spec(cache, source, cfg, variant))
+        if postprocessor is not None and postprocessor.active:
+            result = _postprocess(result, postprocessor, source_options.result_decimals)
         timing_text = result.timing.table(f"{source.name} ({variant.label}, "
                                           f"{source_options.mode})")
         atomic_write_text(out_dir / TIMING_FILE, timing_text + "\n")
