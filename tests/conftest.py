@@ -61,6 +61,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"{count:4d} skipped  {line}")
 
 
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty ``$TORCH_HOME`` (returned) for tests of the ImageNet-weights path; any download
+    attempt raises, since nothing in the tests may reach the network."""
+    import torch
+
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+
+    def refuse(url, *args, **kwargs):
+        raise OSError(f"network disabled in tests: {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return home
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_root()

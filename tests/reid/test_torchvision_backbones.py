@@ -46,17 +46,6 @@ def test_convnext_rejects_last_stride_1():
         convnext_tiny(last_stride=1)
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-
-    def refuse(url, *args, **kwargs):
-        raise OSError(f"network disabled in tests: {url}")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    return tmp_path
-
-
 @pytest.mark.parametrize("arch", ["mobilenet_v2", "convnext_tiny"])
 def test_imagenet_weights_from_the_hub_cache_fill_every_tensor(torch_home, arch):
     torch.manual_seed(5)

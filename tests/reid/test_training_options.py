@@ -75,16 +75,6 @@ def test_weight_decay_reaches_norm_layers_and_biases_by_default(make_config):
     assert decays == [0.0, 5e-4]
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    # nothing in these tests may reach the network
-    def refuse(url, *args, **kwargs):
-        raise OSError(f"network disabled in tests: {url}")
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    return tmp_path / "torch_home"
-
-
 def _put_in_hub_cache(arch: str, name: str = "IMAGENET1K_V1", seed: int = 3) -> dict:
     torch.manual_seed(seed)
     state = getattr(tv_models, arch)().state_dict()
