@@ -11,6 +11,7 @@ as nwojke's ``Detection`` keeps them (deep-sort-realtime would round them to flo
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 from reidsort.tracking import DeepSortTracker, iou_tlwh, read_mot_detections, read_mot_ground_truth
 from reidsort.tracking.mot_io import _frame_slices
+from reidsort.tracking.tracker import LowConfidenceWarning
 
 #: Sequences the issue asks to compare on (paths relative to the shared data root).
 TUD_SEQUENCES = ("mot/TUD-Campus", "mot/TUD-Stadtmitte")
@@ -34,17 +36,18 @@ MOT15_TEXT_NAMES = (
     "Venice-2",
 )
 MOT15_TEXT_SEQUENCES = tuple(f"mot/MOT15-text/{name}" for name in MOT15_TEXT_NAMES)
-#: The reference configuration (conf/tracker/deepsort.yaml defaults).
-REFERENCE_CONFIG = dict(
-    max_dist=0.2,
-    max_iou_distance=0.7,
-    max_age=30,
-    n_init=3,
-    nn_budget=100,
-    min_confidence=0.8,
-    nms_max_overlap=1.0,
-    metric="cosine",
-)
+#: The reference configuration: deep_sort_app.py's settings (min_confidence 0.8 is the app's
+#: default; conf/tracker/deepsort.yaml and the library default to 0.3, so it is passed here).
+REFERENCE_CONFIG = {
+    "max_dist": 0.2,
+    "max_iou_distance": 0.7,
+    "max_age": 30,
+    "n_init": 3,
+    "nn_budget": 100,
+    "min_confidence": 0.8,
+    "nms_max_overlap": 1.0,
+    "metric": "cosine",
+}
 
 
 @dataclass(frozen=True)
@@ -198,32 +201,67 @@ def single_threaded_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def reference_output(tracker, output_lost_frames: int) -> dict[int, np.ndarray]:
+    """The rows the reference would write: track id -> ``[x1, y1, x2, y2]``.
+
+    ``output_lost_frames=1`` is deep_sort_app.py's rule (``if not track.is_confirmed() or
+    track.time_since_update > 1: continue``, then ``track.to_tlwh()``); 0 keeps only tracks
+    matched this frame (deep-sort-realtime's wrapper, our default).
+    """
+    rows = {}
+    for track in tracker.tracks:
+        if not track.is_confirmed() or track.time_since_update > output_lost_frames:
+            continue
+        tlwh = np.asarray(track.to_tlwh(), dtype=np.float64)
+        rows[int(track.track_id)] = np.concatenate([tlwh[:2], tlwh[:2] + tlwh[2:]])
+    return rows
+
+
 def compare_on_sequence(
     sequence_dir: Path,
     embeddings: np.ndarray,
     config: dict,
     gallery_rule: str = "nwojke",
     max_frames: int | None = None,
+    output_lost_frames: int = 0,
+    stats: dict | None = None,
 ) -> tuple[int, str | None]:
     """Run both trackers; returns (frames compared, first difference or None).
 
     ``gallery_rule="nwojke"``: our default tracker vs the reference core with nwojke's gallery
     rule restored. ``"deep_sort_realtime"``: our tracker with ``repeat_last_embedding=True`` vs
-    the unmodified deep-sort-realtime core.
+    the unmodified deep-sort-realtime core. Our tracker runs with ``output_lost_frames``; its
+    output (ids and boxes) must equal :func:`reference_output` under the same rule, and rows of
+    tracks missed this frame must have score NaN and det_index -1. ``stats`` (if given)
+    receives ``rows`` and ``lost_rows`` (output rows of tracks missed this frame).
     """
     if gallery_rule not in ("nwojke", "deep_sort_realtime"):
         raise ValueError(f"unknown gallery_rule {gallery_rule!r}")
     dsr_rule = gallery_rule == "deep_sort_realtime"
     detections = read_mot_detections(sequence_dir / "det" / "det.txt")
     last = detections.last_frame if max_frames is None else min(max_frames, detections.last_frame)
-    with single_threaded_blas():
-        return _compare(sequence_dir, detections, embeddings, config, dsr_rule, last)
+    # The app's min_confidence (0.8) drops most detections of some sequences on purpose.
+    with single_threaded_blas(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", LowConfidenceWarning)
+        return _compare(
+            sequence_dir,
+            detections,
+            embeddings,
+            config,
+            dsr_rule,
+            last,
+            output_lost_frames,
+            {} if stats is None else stats,
+        )
 
 
 def _compare(
-    sequence_dir, detections, embeddings, config, dsr_rule, last
+    sequence_dir, detections, embeddings, config, dsr_rule, last, output_lost_frames, stats
 ) -> tuple[int, str | None]:
-    ours = DeepSortTracker(**config, repeat_last_embedding=dsr_rule)
+    ours = DeepSortTracker(
+        **config, repeat_last_embedding=dsr_rule, output_lost_frames=output_lost_frames
+    )
+    stats.update(rows=0, lost_rows=0)
     reference = make_reference_tracker(config, clear_features=not dsr_rule)
     for frame, dets, rows in detections.iter_frames(last_frame=last):
         output = ours.update(dets, embeddings[rows])
@@ -232,13 +270,25 @@ def _compare(
         mine, theirs = our_records(ours), reference_records(reference)
         if mine != theirs:
             return frame, f"{sequence_dir.name} frame {frame}: ours {mine} reference {theirs}"
-        reported = {
-            int(t.track_id)
-            for t in reference.tracks
-            if t.is_confirmed() and t.time_since_update == 0
-        }
-        if set(output[:, 4].astype(int).tolist()) != reported:
-            return frame, f"{sequence_dir.name} frame {frame}: output ids differ"
+        reported = reference_output(reference, output_lost_frames)
+        output_ids = output[:, 4].astype(int).tolist()
+        if sorted(output_ids) != sorted(reported):
+            return frame, (
+                f"{sequence_dir.name} frame {frame}: output ids differ "
+                f"(ours {sorted(output_ids)}, reference {sorted(reported)})"
+            )
+        if len(output):
+            boxes = np.array([reported[i] for i in output_ids])
+            if not np.allclose(output[:, :4], boxes, rtol=1e-7, atol=1e-6):
+                return frame, f"{sequence_dir.name} frame {frame}: output boxes differ"
+        missed = {int(t.track_id) for t in reference.tracks if t.time_since_update > 0}
+        lost = np.array([i in missed for i in output_ids], dtype=bool)
+        matched_ok = np.isfinite(output[~lost, 5]).all() and (output[~lost, 7] >= 0).all()
+        lost_ok = np.isnan(output[lost, 5]).all() and (output[lost, 7] == -1).all()
+        if not (matched_ok and lost_ok):
+            return frame, f"{sequence_dir.name} frame {frame}: score / det_index of output rows"
+        stats["rows"] += len(output)
+        stats["lost_rows"] += int(np.count_nonzero(lost))
         means_ours = np.array([s.mean_xyah for s in ours.tracks]).reshape(-1, 8)
         means_ref = np.array([t.mean for t in reference.tracks]).reshape(-1, 8)
         if not np.allclose(means_ours, means_ref, rtol=1e-7, atol=1e-6):

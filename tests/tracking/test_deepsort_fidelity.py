@@ -2,8 +2,11 @@
 
 The reference is deep-sort-realtime's port of nwojke/deep_sort's core (see
 ``deepsort_reference``). Every frame, the full track list (id, state, misses, hits, in order)
-and the Kalman means must agree, and the confirmed tracks we report must be the ones the
-reference app would report. Default runs cover both TUD sequences completely and the first
+and the Kalman means must agree, and the rows we output (ids and boxes) must be the ones the
+reference would write under the same output rule: by default only tracks matched this frame;
+with ``output_lost_frames=1``, deep_sort_app.py's rule (confirmed and ``time_since_update <= 1``,
+so a track missed this frame is written with its predicted box), checked on every sequence in
+``test_app_output_rule_identical``. Default runs cover both TUD sequences completely and the first
 150 frames of the eight MOT15-text sequences; ``REIDSORT_SLOW_TESTS=1 pytest -m slow`` runs
 all ten sequences in full, with two embedding kinds, two configurations and both gallery rules.
 """
@@ -18,7 +21,7 @@ import pytest
 
 pytest.importorskip("deep_sort_realtime")
 
-from deepsort_reference import (  # noqa: E402  (after the importorskip on purpose)
+from deepsort_reference import (
     MOT15_TEXT_SEQUENCES,
     REFERENCE_CONFIG,
     TUD_SEQUENCES,
@@ -29,7 +32,7 @@ from deepsort_reference import (  # noqa: E402  (after the importorskip on purpo
     single_threaded_blas,
 )
 
-from reidsort.tracking import read_mot_detections  # noqa: E402
+from reidsort.tracking import read_mot_detections
 
 #: A harder variant: paper's confidence threshold, real NMS, tiny galleries (evictions).
 STRESS_CONFIG = dict(REFERENCE_CONFIG, min_confidence=0.3, nms_max_overlap=0.6, nn_budget=5)
@@ -80,10 +83,48 @@ def test_mot15_random_embeddings_identical_to_unmodified_reference(shared_data, 
     our *default* tracker equals the unmodified deep-sort-realtime core."""
     sequence_dir = shared_data / sequence
     embeddings = _embeddings("random", sequence_dir)
-    frames, difference = compare_on_sequence(
+    _frames, difference = compare_on_sequence(
         sequence_dir, embeddings, REFERENCE_CONFIG, "nwojke", QUICK_FRAMES
     )
     assert difference is None, difference
+
+
+@pytest.mark.parametrize("sequence", TUD_SEQUENCES + MOT15_TEXT_SEQUENCES)
+def test_app_output_rule_identical(shared_data, sequence):
+    """output_lost_frames=1 writes exactly what deep_sort_app.py writes, frame by frame: the same
+    ids and boxes, including confirmed tracks missed in this frame (Kalman-predicted box)."""
+    sequence_dir = shared_data / sequence
+    embeddings = _embeddings("identity", sequence_dir)
+    stats: dict = {}
+    _frames, difference = compare_on_sequence(
+        sequence_dir,
+        embeddings,
+        REFERENCE_CONFIG,
+        "nwojke",
+        QUICK_FRAMES,
+        output_lost_frames=1,
+        stats=stats,
+    )
+    assert difference is None, difference
+    assert stats["rows"] > 0
+
+
+def test_app_output_rule_writes_missed_tracks(shared_data):
+    """The app rule is exercised, not vacuous: on TUD-Campus tracks missed for one frame are
+    written, and the default rule never writes them."""
+    sequence_dir = shared_data / "mot/TUD-Campus"
+    embeddings = _embeddings("identity", sequence_dir)
+    counts = {}
+    for lost_frames in (0, 1):
+        stats: dict = {}
+        _, difference = compare_on_sequence(
+            sequence_dir, embeddings, REFERENCE_CONFIG, "nwojke", QUICK_FRAMES, lost_frames, stats
+        )
+        assert difference is None, difference
+        counts[lost_frames] = stats
+    assert counts[0]["lost_rows"] == 0
+    assert counts[1]["lost_rows"] > 0
+    assert counts[1]["rows"] == counts[0]["rows"] + counts[1]["lost_rows"]
 
 
 def test_gallery_rule_difference_is_real(shared_data):

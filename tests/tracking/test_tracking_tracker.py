@@ -238,7 +238,7 @@ def test_hydra_config_instantiates_reference_defaults():
         tracker.nn_budget,
     ) == (0.2, 0.7, 30, 3, 100)
     assert (tracker.min_confidence, tracker.nms_max_overlap, tracker.metric.value) == (
-        0.8,
+        0.3,
         1.0,
         "cosine",
     )

@@ -28,8 +28,9 @@ fewer distinct frames there; ``repeat_last_embedding=True`` reproduces that).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from enum import IntEnum
-from typing import Sequence
 
 import numpy as np
 
@@ -67,6 +68,17 @@ GATING_THRESHOLD: float = CHI2_INV_95[MEASUREMENT_DIM]
 FIRST_TRACK_ID: int = 1
 #: Sentinel for "no detection this frame" in integer detection-index fields.
 NO_DETECTION: int = -1
+#: Library default of ``min_confidence``: nwojke's evaluate_motchallenge.py (the paper's MOT16
+#: runs). deep_sort_app.py's 0.8 is kept in the fidelity tests' reference configuration.
+DEFAULT_MIN_CONFIDENCE: float = 0.3
+REFERENCE_APP_MIN_CONFIDENCE: float = 0.8
+#: A frame must lose at least this many detections (and more than half) to min_confidence
+#: before :class:`LowConfidenceWarning` is raised.
+LOW_CONFIDENCE_WARN_MIN_DROPPED: int = 3
+
+
+class LowConfidenceWarning(UserWarning):
+    """Most of a frame's detections scored below ``min_confidence`` and were ignored."""
 
 
 class OutputColumn(IntEnum):
@@ -149,8 +161,11 @@ class DeepSortTracker:
         Gallery size per track (oldest evicted); ``None`` for unbounded. Paper / nwojke
         ``evaluate_motchallenge.py``: 100.
     min_confidence:
-        Detections scoring below this are ignored. nwojke ``deep_sort_app.py``: 0.8
-        (its MOT16 evaluation used 0.3).
+        Detections scoring below this are ignored. Default 0.3, nwojke
+        ``evaluate_motchallenge.py`` (the paper's MOT16 results); ``deep_sort_app.py``'s default
+        is 0.8. The first frame in which this threshold drops most of the detections (more than
+        half, at least ``LOW_CONFIDENCE_WARN_MIN_DROPPED``) raises a :class:`LowConfidenceWarning`,
+        once per tracker instance, so a detector with other score units loses nothing silently.
     nms_max_overlap:
         Non-maximum suppression threshold; 1.0 (nwojke default) suppresses nothing.
     metric:
@@ -167,6 +182,12 @@ class DeepSortTracker:
         deep-sort-realtime compatibility, off by default: in every frame with embeddings, store
         each confirmed track's newest embedding once more before adding new ones, reproducing
         deep-sort-realtime 1.3's duplicated galleries (nwojke/deep_sort stores each once).
+    output_lost_frames:
+        :meth:`update` reports confirmed tracks missed for at most this many consecutive frames.
+        0 (default, deep-sort-realtime's and most MOT writers' rule): only tracks matched this
+        frame. 1: nwojke ``deep_sort_app.py``'s rule (``time_since_update > 1`` skipped), so a
+        track missed in this frame is still written, with its Kalman-predicted box. Such rows
+        have ``score`` NaN and ``det_index`` -1 (no detection), and their last class.
     """
 
     def __init__(
@@ -176,13 +197,14 @@ class DeepSortTracker:
         max_age: int = 30,
         n_init: int = 3,
         nn_budget: int | None = 100,
-        min_confidence: float = 0.8,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         nms_max_overlap: float = 1.0,
         metric: DistanceMetric | str = DistanceMetric.COSINE,
         per_class: bool = False,
         drop_invalid_boxes: bool = False,
         embedding_dim: int | None = None,
         repeat_last_embedding: bool = False,
+        output_lost_frames: int = 0,
     ) -> None:
         _require(np.isfinite(max_dist) and max_dist >= 0, f"max_dist must be >= 0, got {max_dist}")
         _require(
@@ -198,6 +220,10 @@ class DeepSortTracker:
         )
         _require(
             np.isfinite(min_confidence), f"min_confidence must be finite, got {min_confidence}"
+        )
+        _require(
+            int(output_lost_frames) == output_lost_frames and output_lost_frames >= 0,
+            f"output_lost_frames must be an integer >= 0, got {output_lost_frames}",
         )
         _require(
             np.isfinite(nms_max_overlap) and nms_max_overlap >= 0,
@@ -220,6 +246,8 @@ class DeepSortTracker:
         self.per_class = bool(per_class)
         self.drop_invalid_boxes = bool(drop_invalid_boxes)
         self.repeat_last_embedding = bool(repeat_last_embedding)
+        self.output_lost_frames = int(output_lost_frames)
+        self._warned_low_confidence = False  # once per instance, not reset by reset()
         self._initial_embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.kf = KalmanFilterXYAH()
         self.reset()
@@ -284,14 +312,17 @@ class DeepSortTracker:
         dets: np.ndarray | DetectionBatch | Sequence[Detection],
         embeddings: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Associate one frame's detections and return the confirmed tracks updated this frame.
+        """Associate one frame's detections and return the confirmed tracks updated this frame
+        (and, with ``output_lost_frames`` > 0, those missed for at most that many frames).
 
         ``dets`` is ``(N, 6)`` ``[x1, y1, x2, y2, score, cls]`` (or a :class:`DetectionBatch`
         / list of :class:`Detection`, which carry their own embeddings) and ``embeddings`` is
         ``(N, D)`` or None. Without embeddings the cascade matches on the Mahalanobis distance
         alone (the paper's lambda = 1 case). Returns ``(M, 8)``
         ``[x1, y1, x2, y2, track_id, score, cls, det_index]`` (see :class:`OutputColumn`): the
-        Kalman-corrected box, the matched detection's score, class and row in ``dets``.
+        Kalman-corrected box, the matched detection's score, class and row in ``dets``; a row of
+        a track missed this frame (``output_lost_frames`` > 0 only) has the predicted box, score
+        NaN, its last class and det_index -1.
         """
         batch = self._prepare(dets, embeddings)
         if not self._predicted:
@@ -399,6 +430,10 @@ class DeepSortTracker:
         if valid is not None:
             confident &= valid
         candidates = confident.nonzero()[0]
+        if not self._warned_low_confidence:
+            self._warn_if_most_dropped(
+                count if valid is None else int(np.count_nonzero(valid)), len(candidates)
+            )
         kept = raw.take(candidates, axis=0)
         if self.nms_max_overlap >= NO_SUPPRESSION_OVERLAP:
             order = kept[:, 4].argsort()[::-1]  # what the reference NMS returns at 1.0
@@ -425,6 +460,18 @@ class DeepSortTracker:
             queries,
             selected if source_index is None else source_index.take(selected),
         )
+
+    def _warn_if_most_dropped(self, valid_count: int, kept_count: int) -> None:
+        dropped = valid_count - kept_count
+        if dropped >= LOW_CONFIDENCE_WARN_MIN_DROPPED and 2 * dropped > valid_count:
+            self._warned_low_confidence = True
+            warnings.warn(
+                f"DeepSortTracker: min_confidence={self.min_confidence:g} dropped {dropped} of "
+                f"{valid_count} detections in frame {self.frame_count + 1}; if your detector's "
+                "scores are on another scale, lower min_confidence (warned once per tracker)",
+                LowConfidenceWarning,
+                stacklevel=4,
+            )
 
     # -- association -------------------------------------------------------------------------
     def _class_mismatch(
@@ -580,7 +627,10 @@ class DeepSortTracker:
     def _output(self) -> np.ndarray:
         table = self._tracks
         ints = table.ints
-        rows = ((ints[:, _STATE] == _CONFIRMED) & (ints[:, _TIME_SINCE_UPDATE] == 0)).nonzero()[0]
+        rows = (
+            (ints[:, _STATE] == _CONFIRMED)
+            & (ints[:, _TIME_SINCE_UPDATE] <= self.output_lost_frames)
+        ).nonzero()[0]
         if len(rows) == 0:
             return np.zeros((0, OUTPUT_COLUMNS))
         out = np.empty((len(rows), OUTPUT_COLUMNS), dtype=np.float64)
