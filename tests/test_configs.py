@@ -110,7 +110,9 @@ def test_every_experiment_composes(experiment, tmp_path):
 @pytest.mark.parametrize("search", _options("hparams_search"))
 def test_every_hparams_search_composes(search, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    cfg = compose_config([f"hparams_search={search}"], tmp_path)
+    # a tracker sweep selects a tracker, which only task=track has
+    task = ["task=track"] if search.endswith("optuna") and search != "optuna" else []
+    cfg = compose_config(task + [f"hparams_search={search}"], tmp_path)
     assert cfg.hydra.sweeper.params
 
 

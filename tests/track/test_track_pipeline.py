@@ -86,16 +86,21 @@ def test_cache_keys_follow_config_and_files(tmp_path):
     assert key != cache_key("detections", "source", {"model_path": str(model), "score": 0.3})
 
 
-def test_boxes_outside_the_image_are_clipped_and_empty_frames_are_fine(tmp_path):
+@pytest.mark.parametrize("clip_boxes", [False, True])
+def test_boxes_outside_the_image_reach_the_tracker_as_given_or_clipped_and_empty_frames_are_fine(
+        tmp_path, clip_boxes):
     rows = [f"{f},-1,{-20 + 2 * f},10,40,50,0.9" for f in (1, 2, 3, 6, 7, 8, 9)]
     root = write_mot_folder(tmp_path / "seq", rows, length=10)  # frames 4, 5, 10: nothing
     cache = FeatureCache(tmp_path / "cache")
     result = _run(MotSequenceSource(root), tmp_path / "out", embedder=False,
-                  cache=CacheSpec(cache, "k", None), video=True)
+                  cache=CacheSpec(cache, "k", None), video=True, clip_boxes=clip_boxes)
     assert result.video_path is None  # no images: no video, tracking still works
     table = cache.load_detections("HAND-01", "k")
     assert table.frame_ids.tolist() == list(range(1, 11))
-    assert (table.xyxy[:, 0] >= 0).all() and table.xyxy[0].tolist() == [0, 10, 22, 60]
+    if clip_boxes:
+        assert (table.xyxy[:, 0] >= 0).all() and table.xyxy[0].tolist() == [0, 10, 22, 60]
+    else:  # as in det.txt (and the reference trackers): past the left border
+        assert table.xyxy[0].tolist() == [-18, 10, 22, 60]
     frames = result.rows[:, 0].astype(int).tolist()
     assert 4 not in frames and 10 not in frames and 3 in frames
     assert len(np.unique(result.rows[:, 1])) == 1  # one person, one id across the gap

@@ -14,8 +14,13 @@ frame t+1 is detected and frame t-1 is tracked and drawn, so the application's o
 adding to them. Frames still reach the tracker one by one and in order.
 
 With a :class:`CacheSpec`, detections and embeddings already computed for this source and
-config are loaded instead (no model runs, and no decoding unless a video is drawn), and fresh
-ones are saved once the source has been read to its end.
+config are loaded instead (no model runs, and no decoding unless a video is drawn or the
+camera motion is estimated from the pixels), and fresh ones are saved once the source has been
+read to its end.
+
+With a camera-motion estimator (``cmc``, :mod:`reidsort.tracking.cmc`) each frame's warp from
+the previous frame is estimated from the frame and its detection boxes (or read from a file by
+frame number) just before tracking it, and handed to the tracker as ``update(..., warp=W)``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from reidsort.embedders.base import Embedder, crop_boxes
 from reidsort.pipeline.cache import DetectionTable, FeatureCache, FeatureRecorder
 from reidsort.pipeline.prefetch import prefetched
 from reidsort.pipeline.timing import StageTimer, Timing
+from reidsort.tracking.cmc import CameraMotionEstimator
 from reidsort.tracking.mot_io import MotResultsBuffer
 from reidsort.tracking.tracker import DeepSortTracker
 from reidsort.utils.errors import ReidsortError
@@ -86,6 +92,9 @@ class RunOptions:
     progress: bool = True
     video_codec: str = DEFAULT_CODEC
     result_decimals: int = 2
+    #: clip boxes to the frame before tracking (off: the reference trackers and MOTChallenge
+    #: ground truth keep boxes that reach past the border; crops are clipped either way)
+    clip_boxes: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -186,8 +195,15 @@ class _Plan:
 
 
 def _plan(source: Source, detector: Lazy[Detector], embedder: Lazy[Embedder] | None,
-          options: RunOptions, cache: CacheSpec | None) -> _Plan:
+          options: RunOptions, cache: CacheSpec | None,
+          cmc: CameraMotionEstimator | None = None) -> _Plan:
     info = source.info
+    cmc_needs_pixels = cmc is not None and cmc.needs_images
+    if cmc_needs_pixels and isinstance(source, MotSequenceSource) and not source.has_images:
+        raise ReidsortError(
+            f"{info.name} ({source.folder}) has no images, but cmc={cmc.method.value} estimates "
+            "the camera motion from them; use cmc=file (a gmc.txt) or cmc=none"
+        )
     video = options.video
     if video and isinstance(source, MotSequenceSource) and not source.has_images:
         log.warning("%s has no images: no video is written for it", info.name)
@@ -202,8 +218,8 @@ def _plan(source: Source, detector: Lazy[Detector], embedder: Lazy[Embedder] | N
             cached_embeddings = cache.cache.load_embeddings(info.name, cache.embedding_key,
                                                             len(cached_dets.xyxy))
     compute_embeddings = embedder is not None and cached_embeddings is None
-    need_pixels = drawing or compute_embeddings or (cached_dets is None
-                                                     and detector.get().needs_pixels)
+    need_pixels = drawing or compute_embeddings or cmc_needs_pixels or (
+        cached_dets is None and detector.get().needs_pixels)
     return _Plan(cached_dets, cached_embeddings, video, drawing, need_pixels)
 
 
@@ -250,15 +266,19 @@ def track_source(
     out_dir: Path,
     options: RunOptions,
     cache: CacheSpec | None = None,
+    cmc: CameraMotionEstimator | None = None,
 ) -> SourceResult:
     """Track ``source`` and write ``<out_dir>/<name>.txt`` (and ``<name>.mp4``); see the module
     docstring. Nothing is written if it fails (a live source stopped with Ctrl-C keeps what was
-    tracked)."""
+    tracked). ``cmc`` estimates the camera motion handed to the tracker (None or an identity
+    estimator: the tracker gets no ``warp``, so trackers without CMC support work too)."""
     info = source.info
     out_dir = Path(out_dir)
     if options.display:
         check_display_available()  # before anything is computed or written
-    plan = _plan(source, detector, embedder, options, cache)
+    if cmc is not None and cmc.is_identity:
+        cmc = None
+    plan = _plan(source, detector, embedder, options, cache, cmc)
     if plan.compute_dets:
         detector.get().bind(info)
     compute_embeddings = embedder is not None and plan.cached_embeddings is None
@@ -268,6 +288,8 @@ def track_source(
     recorder = FeatureRecorder() if cache is not None and (plan.compute_dets
                                                            or compute_embeddings) else None
     tracker.reset()
+    if cmc is not None:
+        cmc.reset()
     results = MotResultsBuffer()
     chunk_size = 1 if options.mode == "online" else int(options.chunk_size)
     detections = 0
@@ -291,12 +313,18 @@ def track_source(
         features = stack.enter_context(closing(_features(
             _chunks(budget.take(frames), chunk_size), plan, detector,
             embedder if compute_embeddings else None, timer, info, options.mode,
-            pipelined)))
+            options.clip_boxes, pipelined)))
         try:
             for chunk, chunk_dets, chunk_embeddings in features:
                 for frame, dets, embeddings in zip(chunk, chunk_dets, chunk_embeddings):
+                    warp = None
+                    if cmc is not None:
+                        with timer.stage("cmc"):
+                            # frame.index, not a count: frames skipped or cut stay aligned
+                            warp = cmc.estimate(frame.image, frame.index, dets.xyxy)
                     with timer.stage("track"):
-                        tracks = tracker.update(dets.tracker_input(), embeddings)
+                        tracks = (tracker.update(dets.tracker_input(), embeddings) if warp is None
+                                  else tracker.update(dets.tracker_input(), embeddings, warp=warp))
                         results.add(frame.index, tracks)
                     detections += len(dets)
                     if recorder is not None:
@@ -318,6 +346,8 @@ def track_source(
             complete = False
         results.write(results_path, options.result_decimals)
     timing = timer.stop()
+    if cmc is not None:
+        cmc.report(info.name)  # frames whose motion could not be estimated, once per source
     if recorder is not None and complete:
         if plan.compute_dets:
             cache.cache.save_detections(info.name, cache.detection_key, recorder.detections())
@@ -361,7 +391,7 @@ def _stage(items: Iterator, step: Callable) -> Iterator:
 
 def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detector],
               embedder: Lazy[Embedder] | None, timer: StageTimer, info: SourceInfo,
-              mode: str, pipelined: bool) -> Iterator[tuple[list[Frame], list[Detections],
+              mode: str, clip_boxes: bool, pipelined: bool) -> Iterator[tuple[list[Frame], list[Detections],
                                                             list[np.ndarray | None]]]:
     """Each chunk with its detections and embeddings, computed or cached: in line, or
     ``pipelined`` in a detection thread and an embedding thread, one chunk apart."""
@@ -374,7 +404,9 @@ def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detecto
                 dets = detector.get().detect(chunk)
         else:
             dets = [plan.cached_dets.for_frame(f.index) for f in chunk]
-        return chunk, [_clip(d, f, info) for d, f in zip(dets, chunk)]
+        if clip_boxes:
+            dets = [_clip(d, f, info) for d, f in zip(dets, chunk)]
+        return chunk, dets
 
     def embed(item: tuple[list[Frame], list[Detections]]):
         chunk, dets = item

@@ -20,6 +20,7 @@ from reidsort.data.synthetic.mot import ensure_synthetic_mot
 from reidsort.pipeline.cache import FeatureCache, cache_key
 from reidsort.pipeline.runner import CacheSpec, Lazy, RunOptions, SourceResult, track_source
 from reidsort.pipeline.timing import Timing
+from reidsort.tracking.cmc import CameraMotionEstimator
 from reidsort.tracking.mot_io import write_mot_results
 from reidsort.tracking.postprocess import Postprocessor
 from reidsort.utils.errors import USER_ERROR_TYPES, ReidsortError
@@ -38,6 +39,8 @@ TIMING_FILE = "timing.txt"
 COMPARISON_FILE = "embedder_comparison.md"
 #: the tracker's own rows, kept beside a post-processed result file
 RAW_RESULTS_SUFFIX = ".raw.txt"
+#: placeholder of the source's name in ``cmc.path`` (cmc=file)
+CMC_NAME_PLACEHOLDER = "{name}"
 
 
 @dataclass
@@ -79,6 +82,7 @@ def run_options(task: DictConfig) -> RunOptions:
         trail_length=int(task.trail_length), draw_masks=bool(task.draw_masks),
         show_fps=bool(task.show_fps), progress=bool(task.progress),
         video_codec=str(task.video_codec), result_decimals=int(task.result_decimals),
+        clip_boxes=bool(task.get("clip_boxes", False)),
     )
 
 
@@ -117,11 +121,51 @@ def _cache_spec(cache: FeatureCache | None, source: Source, cfg: DictConfig,
     fingerprint = source.fingerprint()
     if cache is None or fingerprint is None:
         return None
-    detection_key = cache_key("detections", fingerprint, to_plain(cfg.detector))
+    # cached boxes are stored as the tracker got them: clipped or not is part of the key
+    detection_key = cache_key("detections", fingerprint,
+                              {**to_plain(cfg.detector),
+                               "clip_boxes": bool(cfg.task.get("clip_boxes", False))})
     embedding_key = None
     if variant.embedder_cfg is not None:
         embedding_key = cache_key("embeddings", detection_key, to_plain(variant.embedder_cfg))
     return CacheSpec(cache, detection_key, embedding_key)
+
+
+def camera_motion(cfg: DictConfig, source: Source) -> CameraMotionEstimator | None:
+    """The ``cmc`` estimator for one source (None without a ``cmc`` group). A ``path`` in its
+    config (``cmc=file``) is per source: ``{name}`` is replaced by the source's name and a
+    relative path is taken inside the source's folder (a video's own folder), so every
+    sequence reads its own ``gmc.txt``."""
+    node = cfg.get("cmc")
+    if node is None:
+        return None
+    path = node.get("path")
+    if path is not None:
+        info = source.info
+        path = Path(str(path).replace(CMC_NAME_PLACEHOLDER, info.name))
+        if not path.is_absolute():
+            if info.path is None:
+                raise ReidsortError(
+                    f"cmc.path={path} is relative to the source's folder, but {info.name} has "
+                    "none; give an absolute cmc.path"
+                )
+            folder = Path(info.path)
+            path = (folder if folder.is_dir() else folder.parent) / path
+        node = node.copy()
+        with open_dict(node):
+            node.path = str(path)
+    return build(node)
+
+
+def cmc_label(cfg: DictConfig) -> str:
+    """``ecc`` for EccCameraMotion, ..., ``none`` without a ``cmc`` group."""
+    node = cfg.get("cmc")
+    if node is None:
+        return "none"
+    from reidsort.tracking.cmc import ESTIMATORS
+
+    target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+    return next((m.value for m, c in ESTIMATORS.items() if c.__name__ == target), target)
 
 
 def _postprocess(result: SourceResult, postprocessor: Postprocessor,
@@ -153,7 +197,8 @@ def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_roo
             source_options = replace(options, mode="online")
         out_dir = out_root / source.name
         result = track_source(source, detector, embedder, build(cfg.tracker),
-                              out_dir, source_options, _cache_spec(cache, source, cfg, variant))
+                              out_dir, source_options, _cache_spec(cache, source, cfg, variant),
+                              camera_motion(cfg, source))
         if postprocessor is not None and postprocessor.active:
             result = _postprocess(result, postprocessor, source_options.result_decimals)
         timing_text = result.timing.table(f"{source.name} ({variant.label}, "
@@ -249,7 +294,7 @@ def track(cfg: DictConfig) -> dict[str, float]:
         # the main variant writes to the run dir; a comparison puts each under its label
         out_root = output_dir / variant.label if len(variants) > 1 else output_dir
         print(f"== tracking {len(sources)} source(s), embedder={variant.label}, "
-              f"mode={options.mode}", flush=True)
+              f"mode={options.mode}, cmc={cmc_label(cfg)}", flush=True)
         results = _track_all(cfg, sources, variant, out_root, detector, options)
         total = Timing.total(r.timing for r in results)
         evaluation = _evaluate(cfg, sources, results, out_root)

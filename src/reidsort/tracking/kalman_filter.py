@@ -88,6 +88,63 @@ def covariance_to_blocks(covariances: np.ndarray) -> np.ndarray:
     return blocks
 
 
+#: Shape of a camera-motion warp: the affine map ``[A | t]`` from the previous frame's pixel
+#: coordinates to this frame's (:mod:`reidsort.tracking.cmc`).
+WARP_SHAPE: tuple[int, int] = (2, 3)
+
+
+def check_warp(warp: np.ndarray) -> np.ndarray:
+    """``warp`` as a finite ``(2, 3)`` float64 array, or a one-line ``ValueError``."""
+    array = np.asarray(warp, dtype=np.float64)
+    if array.shape != WARP_SHAPE or not np.isfinite(array).all():
+        raise ValueError(
+            f"warp must be a finite (2, 3) affine matrix [A | t] (previous frame -> this one), "
+            f"got {array.tolist() if array.size <= 9 else array.shape}"
+        )
+    return array
+
+
+def warp_xyah(
+    means: np.ndarray, blocks: np.ndarray, warp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``(T, 8)`` xyah states and their ``(T, 3, 4)`` covariance blocks by a camera motion.
+
+    ``warp`` = ``[A | t]`` maps the previous frame's pixels to this frame's (camera-motion
+    compensation, applied to the predicted states before association, as BoT-SORT's
+    ``multi_gmc`` does for its xywh state). The box centre goes to ``A c + t`` and the centre
+    velocity to ``A v``; the height and its velocity are multiplied by the warp's scale
+    ``s = sqrt(|det A|)``; the aspect ratio and its velocity are unitless and stay. As a
+    linear map ``M`` of the 8-d state the covariance becomes ``M P M^T``.
+
+    The block form keeps, per block row (position variance, position-velocity covariance,
+    velocity variance), the diagonal of ``A B A^T`` for the 2x2 diagonal x/y block ``B``,
+    i.e. ``sum_j A_ij^2 B_jj``, and drops its off-diagonal ``A_00 A_10 B_xx + A_01 A_11 B_yy``.
+    That is exact whenever the dropped term is zero, which covers everything this filter
+    meets: pure translation and scale (diagonal ``A``), and any similarity ``A = s Rot(theta)``
+    (what ``estimateAffinePartial2D`` and Euclidean ECC return, and every warp in BoT-SORT's
+    MOT17 GMC files) applied to isotropic ``B_xx = B_yy``, which the DeepSORT filter always has
+    (x and y share every noise weight). Only anisotropic blocks under a rotation lose a term,
+    ``s^2 cos(theta) sin(theta) (B_xx - B_yy)``: for the largest frame-to-frame rotation in the
+    MOT17 train-half GMC files (1.6 degrees, MOT17-13; 95th percentile 0.4 degrees) that is at
+    most 2.8% of ``|B_xx - B_yy|``. Shear (a general affine ``A``) drops
+    ``B (A_00 A_10 + A_01 A_11)``; none of the estimators produces it.
+    """
+    warp = check_warp(warp)
+    linear, translation = warp[:, :2], warp[:, 2]
+    scale = float(np.sqrt(abs(np.linalg.det(linear))))
+    new_means = np.array(means, dtype=np.float64, copy=True)
+    new_means[:, 0:2] = new_means[:, 0:2] @ linear.T
+    new_means[:, 0:2] += translation
+    new_means[:, 4:6] = new_means[:, 4:6] @ linear.T
+    new_means[:, 3] *= scale
+    new_means[:, 7] *= scale
+    new_blocks = np.array(blocks, dtype=np.float64, copy=True)
+    # diag(A B A^T) for all T x 3 diagonal x/y blocks B in one product
+    new_blocks[:, :, 0:2] = new_blocks[:, :, 0:2] @ np.square(linear).T
+    new_blocks[:, :, 3] *= scale * scale
+    return new_means, new_blocks
+
+
 class Innovation(NamedTuple):
     """Measurement-space prediction of a stack of tracks (shared by gate and correction).
 
@@ -99,7 +156,7 @@ class Innovation(NamedTuple):
     variance: np.ndarray  # (T, 4), the diagonal of S
     std: np.ndarray  # (T, 4), sqrt of the diagonal of S
 
-    def take(self, rows: np.ndarray) -> "Innovation":
+    def take(self, rows: np.ndarray) -> Innovation:
         return Innovation(
             self.projected_mean.take(rows, axis=0),
             self.variance.take(rows, axis=0),
@@ -200,6 +257,13 @@ class KalmanFilterXYAH:
         new_position += noise[:, 0]
         np.add(velocity, noise[:, 1], out=new_blocks[:, VELOCITY_VARIANCE])
         return new_means, new_blocks
+
+    @staticmethod
+    def warp(
+        means: np.ndarray, blocks: np.ndarray, warp: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Camera-motion compensation of all tracks: :func:`warp_xyah`; returns new arrays."""
+        return warp_xyah(means, blocks, warp)
 
     def innovation(self, means: np.ndarray, blocks: np.ndarray) -> Innovation:
         """Project all tracks into measurement space (the diagonal innovation covariance)."""

@@ -2,7 +2,8 @@
 
 Algorithm (Wojke et al. 2017; nwojke/deep_sort ``tracker.py``), per frame:
 
-1. Kalman-predict every track (one batched call).
+1. Kalman-predict every track (one batched call); with a camera-motion ``warp`` (not in the
+   reference), move every predicted state and covariance by it.
 2. Drop detections below ``min_confidence``; non-maximum suppression (``nms_max_overlap``)
    orders the rest by descending score.
 3. Matching cascade for confirmed tracks, most recently seen first: appearance cost
@@ -50,6 +51,7 @@ from reidsort.tracking.kalman_filter import (
     Innovation,
     KalmanFilterXYAH,
     blocks_to_covariance,
+    check_warp,
     squared_mahalanobis,
 )
 from reidsort.tracking.linear_assignment import (
@@ -311,6 +313,8 @@ class DeepSortTracker:
         self,
         dets: np.ndarray | DetectionBatch | Sequence[Detection],
         embeddings: np.ndarray | None = None,
+        *,
+        warp: np.ndarray | None = None,
     ) -> np.ndarray:
         """Associate one frame's detections and return the confirmed tracks updated this frame
         (and, with ``output_lost_frames`` > 0, those missed for at most that many frames).
@@ -323,12 +327,23 @@ class DeepSortTracker:
         Kalman-corrected box, the matched detection's score, class and row in ``dets``; a row of
         a track missed this frame (``output_lost_frames`` > 0 only) has the predicted box, score
         NaN, its last class and det_index -1.
+
+        ``warp`` is an optional ``(2, 3)`` affine camera motion ``[A | t]`` from the previous
+        frame's pixel coordinates to this frame's (:mod:`reidsort.tracking.cmc`): every track's
+        predicted state and covariance are moved by it (``kalman_filter.warp_xyah``) before
+        association, so a panning camera does not push tracks out of their gates. None (the
+        default) is the static-camera reference algorithm, bit for bit.
         """
         batch = self._prepare(dets, embeddings)
+        if warp is not None:
+            warp = check_warp(warp)  # before any state changes
         if not self._predicted:
             self.predict()
         self._predicted = False
         self.frame_count += 1
+        if warp is not None and len(self._tracks):
+            table = self._tracks
+            table.means, table.covariances = self.kf.warp(table.means, table.covariances, warp)
 
         queries = batch.embeddings
         det_xyah = tlwh_to_xyah(batch.tlwh)
