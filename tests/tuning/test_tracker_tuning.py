@@ -32,6 +32,35 @@ def test_search_space_lives_next_to_the_tracker_defaults() -> None:
     assert knobs <= set(defaults)
 
 
+TRACKER_SWEEPS = {"deepsort": "tracker_optuna", "bytetrack": "bytetrack_optuna",
+                  "ocsort": "ocsort_optuna", "botsort": "botsort_optuna"}
+
+
+@pytest.mark.parametrize("tracker", sorted(TRACKER_SWEEPS))
+def test_every_tracker_has_a_search_space_over_its_own_knobs(tracker: str) -> None:
+    defaults = OmegaConf.load(REPO_ROOT / "conf" / "tracker" / f"{tracker}.yaml")
+    space = OmegaConf.load(REPO_ROOT / "conf" / "tracker" / "search_space" / f"{tracker}.yaml")
+    knobs = {key.split(".", 1)[1] for key in space}
+    assert len(knobs) >= 5
+    assert knobs <= set(defaults) - {"_target_"}
+
+
+@pytest.mark.parametrize("tracker", sorted(TRACKER_SWEEPS))
+def test_each_sweep_config_selects_its_tracker_and_search_space(tracker: str,
+                                                                tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    from conftest import compose_config
+
+    cfg = compose_config(["task=track", f"hparams_search={TRACKER_SWEEPS[tracker]}"], tmp_path)
+    assert cfg.hydra.runtime.choices.tracker == tracker
+    params = cfg.hydra.sweeper.params
+    space = OmegaConf.load(REPO_ROOT / "conf" / "tracker" / "search_space" / f"{tracker}.yaml")
+    assert dict(params) == dict(space)
+    # every swept key is a knob of the selected tracker (Hydra would refuse the override)
+    assert {key.split(".", 1)[1] for key in params} <= set(cfg.tracker)
+    assert cfg.hydra.sweeper.study_name.startswith("reidsort_")
+
+
 def test_optuna_sweep_over_a_sequence_prints_the_best_config(shared_data: Path,
                                                              tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
