@@ -114,3 +114,43 @@ def test_postprocess_linear_fills_the_frames_a_track_missed_and_keeps_the_raw_ou
     written = (out / "HAND-01.txt").read_text().splitlines()
     assert len(written) == 8 and len(raw) < 8
     assert {line.split(",")[0] for line in written} == {str(f) for f in range(3, 11)}
+
+
+@pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort"])
+@pytest.mark.parametrize("cmc", ["none", "file"])
+def test_every_tracker_runs_in_task_track_with_and_without_camera_motion(tmp_path, tracker, cmc):
+    # two people walking apart, one of them missed in frames 9-10; a camera panning 3 px/frame to
+    # the right moves everything 3 px/frame to the left in the image (gmc.txt says so)
+    frames = range(1, 21)
+    boxes = {1: lambda f: (100 + 4 * f - 3 * f, 50), 2: lambda f: (400 - 4 * f - 3 * f, 60)}
+    rows, gt = [], []
+    for f in frames:
+        for pid, at in boxes.items():
+            x, y = at(f)
+            gt.append(f"{f},{pid},{x},{y},40,100,1,-1,-1,-1")
+            if not (pid == 1 and f in (9, 10)):
+                rows.append(f"{f},-1,{x},{y},40,100,0.95")
+    root = write_mot_folder(tmp_path / "HAND-01", rows, length=len(frames), gt_rows=gt)
+    (root / "gmc.txt").write_text("".join(
+        f"{k}\t1.0\t0.0\t{0.0 if k == 0 else -3.0}\t0.0\t1.0\t0.0\n" for k in range(len(frames))))
+    metrics = track(_config(tmp_path, f"source={root}", "embedder=none", f"tracker={tracker}",
+                            f"cmc={cmc}"))
+    assert metrics["mot/IDSW"] == 0
+    assert metrics["mot/MOTA"] >= 0.8, metrics
+    lines = (tmp_path / "run" / "HAND-01" / "HAND-01.txt").read_text().splitlines()
+    ids = {line.split(",")[1] for line in lines}
+    assert len(ids) == 2, ids  # each person keeps one id across the two missed frames
+
+
+@pytest.mark.parametrize("tracker", ["bytetrack", "botsort"])
+def test_a_null_frame_rate_is_the_source_s_own(tmp_path, tracker):
+    from reidsort.tasks.track import build_tracker
+    from reidsort.video.sources import MotSequenceSource
+
+    root = write_mot_folder(tmp_path / "HAND-01", ["1,-1,10,10,20,40,0.9"], length=1)  # 10 fps
+    cfg = _config(tmp_path, f"source={root}", f"tracker={tracker}")
+    assert cfg.tracker.frame_rate is None
+    built = build_tracker(cfg.tracker, MotSequenceSource(root))
+    assert built.frame_rate == 10 and built.max_time_lost == 10  # int(10 / 30 * 30)
+    cfg.tracker.frame_rate = 60
+    assert build_tracker(cfg.tracker, MotSequenceSource(root)).max_time_lost == 60

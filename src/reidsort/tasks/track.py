@@ -51,12 +51,12 @@ class Variant:
     embedder_cfg: DictConfig | None
 
 
-def build(node: DictConfig) -> Any:
-    """``hydra.utils.instantiate``, but a user error raised by the constructor (a missing model
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` (``kwargs`` override the node's), but a user error raised by the constructor (a missing model
     file, say) surfaces as itself instead of inside Hydra's InstantiationException, so the CLI
     prints it as one line."""
     try:
-        return hydra.utils.instantiate(node)
+        return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         if isinstance(cause, (ReidsortError, *USER_ERROR_TYPES)):
@@ -131,6 +131,15 @@ def _cache_spec(cache: FeatureCache | None, source: Source, cfg: DictConfig,
     return CacheSpec(cache, detection_key, embedding_key)
 
 
+def build_tracker(tracker_cfg: DictConfig, source: Source):
+    """The tracker for one source; a ``frame_rate: null`` knob (ByteTrack, BoT-SORT: their lost
+    tracks' buffer scales with it) becomes the source's own frame rate."""
+    if "frame_rate" in tracker_cfg and tracker_cfg.frame_rate is None \
+            and source.info.frame_rate:
+        return build(tracker_cfg, frame_rate=float(source.info.frame_rate))
+    return build(tracker_cfg)
+
+
 def camera_motion(cfg: DictConfig, source: Source) -> CameraMotionEstimator | None:
     """The ``cmc`` estimator for one source (None without a ``cmc`` group). A ``path`` in its
     config (``cmc=file``) is per source: ``{name}`` is replaced by the source's name and a
@@ -196,7 +205,7 @@ def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_roo
             log.warning("%s is live: processing it online (frame by frame)", source.name)
             source_options = replace(options, mode="online")
         out_dir = out_root / source.name
-        result = track_source(source, detector, embedder, build(cfg.tracker),
+        result = track_source(source, detector, embedder, build_tracker(cfg.tracker, source),
                               out_dir, source_options, _cache_spec(cache, source, cfg, variant),
                               camera_motion(cfg, source))
         if postprocessor is not None and postprocessor.active:

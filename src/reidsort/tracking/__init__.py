@@ -1,13 +1,25 @@
-"""DeepSORT tracking core: NumPy and SciPy only (never torch), reference-faithful and vectorised.
+"""Tracking core: NumPy and SciPy only (never torch), reference-faithful and vectorised.
 
-Typical use::
+DeepSORT, ByteTrack, OC-SORT and BoT-SORT share the Kalman filters (one module per state layout),
+the assignment helper and the IoU, and one contract (:class:`MultiObjectTracker`). Typical use::
 
-    from reidsort.tracking import DeepSortTracker
-    tracker = DeepSortTracker()                   # nwojke/deep_sort defaults, see the YAML config
-    for dets, embeddings in frames:               # dets (N, 6) [x1, y1, x2, y2, score, cls]
-        tracks = tracker.update(dets, embeddings) # (M, 8): x1 y1 x2 y2 id score cls det_index
+    from reidsort.tracking import ByteTrackTracker  # or DeepSortTracker, OcSortTracker, ...
+    tracker = ByteTrackTracker()                    # reference defaults, see conf/tracker/*.yaml
+    for dets, embeddings in frames:                 # dets (N, 6) [x1, y1, x2, y2, score, cls]
+        tracks = tracker.update(dets, embeddings)   # (M, 8): x1 y1 x2 y2 id score cls det_index
+
+Camera motion (:mod:`reidsort.tracking.cmc`, OpenCV imported only when an image method runs)
+goes in as ``update(..., warp=<2x3 affine previous -> this frame>)``.
 """
 
+from reidsort.tracking.botsort import BotSortTracker
+from reidsort.tracking.bytetrack import ByteTrackTracker
+from reidsort.tracking.cmc import (
+    CameraMotionEstimator,
+    CameraMotionMethod,
+    build_camera_motion,
+    read_gmc_file,
+)
 from reidsort.tracking.detection import (
     Detection,
     DetectionBatch,
@@ -20,6 +32,8 @@ from reidsort.tracking.detection import (
 )
 from reidsort.tracking.iou_matching import iou_cost_tlwh, iou_tlwh
 from reidsort.tracking.kalman_filter import CHI2_INV_95, KalmanFilterXYAH
+from reidsort.tracking.kalman_sort import KalmanFilterXYSR
+from reidsort.tracking.kalman_xywh import KalmanFilterXYWH
 from reidsort.tracking.linear_assignment import (
     INFEASIBLE_COST,
     MatchResult,
@@ -41,6 +55,8 @@ from reidsort.tracking.mot_io import (
 )
 from reidsort.tracking.nms import non_max_suppression
 from reidsort.tracking.nn_matching import AppearanceGallery, DistanceMetric
+from reidsort.tracking.ocsort import OcSortTracker
+from reidsort.tracking.protocol import MultiObjectTracker
 from reidsort.tracking.track import TrackSnapshot, TrackState
 from reidsort.tracking.tracker import (
     GATING_THRESHOLD,
@@ -50,31 +66,41 @@ from reidsort.tracking.tracker import (
 )
 
 __all__ = [
-    "AppearanceGallery",
     "CHI2_INV_95",
+    "GATING_THRESHOLD",
+    "INFEASIBLE_COST",
+    "OUTPUT_COLUMNS",
+    "AppearanceGallery",
+    "BotSortTracker",
+    "ByteTrackTracker",
+    "CameraMotionEstimator",
+    "CameraMotionMethod",
     "DeepSortTracker",
     "Detection",
     "DetectionBatch",
     "DistanceMetric",
-    "GATING_THRESHOLD",
-    "INFEASIBLE_COST",
     "KalmanFilterXYAH",
+    "KalmanFilterXYSR",
+    "KalmanFilterXYWH",
     "MatchResult",
     "MotDetections",
     "MotGroundTruth",
     "MotResults",
     "MotResultsBuffer",
-    "OUTPUT_COLUMNS",
+    "MultiObjectTracker",
+    "OcSortTracker",
     "OutputColumn",
     "SequenceInfo",
     "TrackSnapshot",
     "TrackState",
+    "build_camera_motion",
     "invalid_box_mask",
     "iou_cost_tlwh",
     "iou_tlwh",
     "matching_cascade",
     "min_cost_matching",
     "non_max_suppression",
+    "read_gmc_file",
     "read_mot_detections",
     "read_mot_ground_truth",
     "read_mot_results",

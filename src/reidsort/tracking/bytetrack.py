@@ -222,7 +222,8 @@ class ByteTrackTracker:
     track_buffer:
         Frames a lost track is kept at 30 fps (``tools/track.py``: 30).
     frame_rate:
-        The sequence's frame rate: ``max_time_lost = int(frame_rate / 30 * track_buffer)``.
+        The sequence's frame rate: ``max_time_lost = int(frame_rate / 30 * track_buffer)``;
+        None = 30, the reference's default (``task=track`` passes each source's own rate).
     fuse_score:
         Multiply IoU by the detection score in the first association (reference: on unless
         ``--mot20``).
@@ -257,7 +258,7 @@ class ByteTrackTracker:
         second_match_thresh: float = 0.5,
         unconfirmed_match_thresh: float = 0.7,
         track_buffer: int = 30,
-        frame_rate: float = 30,
+        frame_rate: float | None = REFERENCE_FRAME_RATE,
         fuse_score: bool = True,
         fuse_score_unconfirmed: bool | None = None,
         duplicate_iou_distance: float = 0.15,
@@ -291,6 +292,8 @@ class ByteTrackTracker:
             int(track_buffer) == track_buffer and track_buffer >= 0,
             f"track_buffer must be an integer >= 0, got {track_buffer}",
         )
+        if frame_rate is None:
+            frame_rate = REFERENCE_FRAME_RATE
         _require(
             np.isfinite(frame_rate) and frame_rate > 0, f"frame_rate must be > 0, got {frame_rate}"
         )

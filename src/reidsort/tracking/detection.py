@@ -11,8 +11,8 @@ All converters are vectorised over a leading axis: they accept ``(4,)`` or ``(N,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -141,7 +141,7 @@ class DetectionBatch:
         class_ids: np.ndarray,
         embeddings: np.ndarray | None,
         source_index: np.ndarray,
-    ) -> "DetectionBatch":
+    ) -> DetectionBatch:
         """Wrap arrays that already have the right dtypes and shapes, skipping all checks.
 
         For the tracker's hot path, which has validated its input; callers use the constructor.
@@ -152,14 +152,14 @@ class DetectionBatch:
         return batch
 
     @classmethod
-    def empty(cls, embedding_dim: int | None = None) -> "DetectionBatch":
+    def empty(cls, embedding_dim: int | None = None) -> DetectionBatch:
         embeddings = None if embedding_dim is None else np.zeros((0, embedding_dim), np.float32)
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), embeddings)
 
     @classmethod
     def from_xyxy_array(
         cls, dets: np.ndarray, embeddings: np.ndarray | None = None
-    ) -> "DetectionBatch":
+    ) -> DetectionBatch:
         """Build from the one-call tracker input ``(N, 6)`` ``[x1, y1, x2, y2, score, cls]``.
 
         Class ids are truncated to integers; a non-finite class id is an error (the tracker
@@ -180,7 +180,7 @@ class DetectionBatch:
         return cls(xyxy_to_tlwh(dets[:, :4]), dets[:, 4], class_column.astype(np.int64), embeddings)
 
     @classmethod
-    def from_detections(cls, detections: Sequence[Detection]) -> "DetectionBatch":
+    def from_detections(cls, detections: Sequence[Detection]) -> DetectionBatch:
         """Stack per-object :class:`Detection` instances (all with or all without embeddings)."""
         if len(detections) == 0:
             return cls.empty()
@@ -195,7 +195,7 @@ class DetectionBatch:
             embeddings,
         )
 
-    def subset(self, rows: np.ndarray) -> "DetectionBatch":
+    def subset(self, rows: np.ndarray) -> DetectionBatch:
         """Rows ``rows`` (indices or a boolean mask), in that order, keeping ``source_index``."""
         return DetectionBatch(
             self.tlwh[rows],
