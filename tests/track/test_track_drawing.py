@@ -139,3 +139,15 @@ def test_timing_table_of_parallel_stages_has_no_other_row():
     assert "detect         1.000   1000.00  200.0%" in table and "other" not in table
     assert "parallel threads" in table
     assert Timing.total([timing, Timing()]).parallel
+    assert "per detection" not in table  # no crop counted
+
+
+def test_timing_table_reports_the_embedder_cost_per_detection():
+    timer = StageTimer()
+    timer.add("embed", 0.25)
+    timer.count_embedded(100)
+    timer.count_embedded(25)
+    timer.count_frame()
+    timing = timer.stop()
+    assert "embed: 2.00 ms per detection (125 crops)" in timing.table()
+    assert Timing.total([timing, timing]).embedded == 250

@@ -45,6 +45,8 @@ def test_online_and_offline_give_identical_tracks(sequence, tmp_path):
     assert online.track_ids >= 3 and len(online.rows) > 30
     assert online.timing.frames == offline.timing.frames == 24
     assert {"decode", "detect", "embed", "track"} <= set(online.timing.seconds)
+    # every crop embedded once, whether per frame (online) or per chunk (offline)
+    assert online.timing.embedded == offline.timing.embedded == online.detections > 0
     assert {"draw", "write"} <= set(offline.timing.seconds)
     assert offline.timing.parallel and not online.timing.parallel
     assert count_video_frames(offline.video_path) == 24

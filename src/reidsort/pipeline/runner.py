@@ -412,7 +412,9 @@ def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detecto
         chunk, dets = item
         if embedder is not None:
             with timer.stage("embed"):
-                return chunk, dets, embed_frames(embedder.get(), chunk, dets, mode)
+                embeddings = embed_frames(embedder.get(), chunk, dets, mode)
+            timer.count_embedded(sum(len(d) for d in dets))
+            return chunk, dets, embeddings
         if plan.cached_embeddings is not None:
             table = plan.cached_dets
             return chunk, dets, [plan.cached_embeddings[table.rows(f.index)] for f in chunk]

@@ -21,6 +21,8 @@ class Timing:
     wall_seconds: float = 0.0
     #: stages ran in parallel threads (the pipeline): their times overlap
     parallel: bool = False
+    #: crops the embedder computed (cache hits excluded): Re-ID cost is per detection
+    embedded: int = 0
 
     @property
     def fps(self) -> float:
@@ -35,6 +37,7 @@ class Timing:
             out.frames += part.frames
             out.wall_seconds += part.wall_seconds
             out.parallel = out.parallel or part.parallel
+            out.embedded += part.embedded
         return out
 
     def table(self, title: str = "") -> str:
@@ -55,6 +58,9 @@ class Timing:
             lines.append(f"{name:<10} {seconds:>9.3f} {seconds * per_frame:>9.2f} {share:>6.1f}%")
         lines.append(f"{'total':<10} {wall:>9.3f} {wall * per_frame:>9.2f}         "
                      f"{self.frames} frames, {self.fps:.1f} FPS")
+        if self.embedded and self.seconds.get("embed"):
+            lines.append(f"embed: {1000.0 * self.seconds['embed'] / self.embedded:.2f} ms per "
+                         f"detection ({self.embedded} crops)")
         if self.parallel:
             lines.append("(detect, embed and track ran in parallel threads: stage times overlap)")
         return "\n".join(lines)
@@ -84,6 +90,10 @@ class StageTimer:
 
     def count_frame(self) -> None:
         self.timing.frames += 1
+
+    def count_embedded(self, crops: int) -> None:
+        with self._lock:
+            self.timing.embedded += int(crops)
 
     @property
     def elapsed(self) -> float:
