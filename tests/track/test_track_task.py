@@ -116,7 +116,7 @@ def test_postprocess_linear_fills_the_frames_a_track_missed_and_keeps_the_raw_ou
     assert {line.split(",")[0] for line in written} == {str(f) for f in range(3, 11)}
 
 
-@pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort"])
+@pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort", "strongsort"])
 @pytest.mark.parametrize("cmc", ["none", "file"])
 def test_every_tracker_runs_in_task_track_with_and_without_camera_motion(tmp_path, tracker, cmc):
     # two people walking apart, one of them missed in frames 9-10; a camera panning 3 px/frame to
@@ -154,3 +154,17 @@ def test_a_null_frame_rate_is_the_source_s_own(tmp_path, tracker):
     assert built.frame_rate == 10 and built.max_time_lost == 10  # int(10 / 30 * 30)
     cfg.tracker.frame_rate = 60
     assert build_tracker(cfg.tracker, MotSequenceSource(root)).max_time_lost == 60
+
+
+@pytest.mark.parametrize("tracker", ["deepsort", "strongsort"])
+def test_reporting_missed_tracks_writes_their_predicted_boxes(tmp_path, tracker):
+    # the app's output rule (output_lost_frames=1): a track missed in one frame is still written,
+    # with its predicted box and score -1 (its output score is NaN: no detection)
+    rows = [f"{f},-1,{10 + 2 * f},10,20,40,0.9" for f in range(1, 9) if f != 6]
+    root = write_mot_folder(tmp_path / "HAND-01", rows, length=8)
+    track(_config(tmp_path, f"source={root}", "embedder=none", f"tracker={tracker}",
+                  "tracker.output_lost_frames=1", "tracker.min_confidence=0.3"))
+    lines = (tmp_path / "run" / "HAND-01" / "HAND-01.txt").read_text().splitlines()
+    missed = [line for line in lines if line.startswith("6,")]
+    assert len(missed) == 1 and missed[0].split(",")[6] == "-1.00"
+    assert float(missed[0].split(",")[2]) == pytest.approx(22, abs=1.5)  # predicted x

@@ -57,6 +57,7 @@ from reidsort.tracking.nms import non_max_suppression
 from reidsort.tracking.nn_matching import AppearanceGallery, DistanceMetric
 from reidsort.tracking.ocsort import OcSortTracker
 from reidsort.tracking.protocol import MultiObjectTracker
+from reidsort.tracking.strongsort import StrongSortTracker
 from reidsort.tracking.track import TrackSnapshot, TrackState
 from reidsort.tracking.tracker import (
     GATING_THRESHOLD,
@@ -91,6 +92,7 @@ __all__ = [
     "OcSortTracker",
     "OutputColumn",
     "SequenceInfo",
+    "StrongSortTracker",
     "TrackSnapshot",
     "TrackState",
     "build_camera_motion",

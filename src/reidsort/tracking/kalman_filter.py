@@ -265,9 +265,34 @@ class KalmanFilterXYAH:
         """Camera-motion compensation of all tracks: :func:`warp_xyah`; returns new arrays."""
         return warp_xyah(means, blocks, warp)
 
-    def innovation(self, means: np.ndarray, blocks: np.ndarray) -> Innovation:
-        """Project all tracks into measurement space (the diagonal innovation covariance)."""
-        variance = blocks[:, POSITION_VARIANCE] + self._variance(means[:, 3], self._measurement)
+    def innovation(
+        self, means: np.ndarray, blocks: np.ndarray, confidence: np.ndarray | None = None
+    ) -> Innovation:
+        """Project all tracks into measurement space (the diagonal innovation covariance).
+
+        ``confidence`` (``(T,)``, one detection score in [0, 1] per row; None = off, today's
+        result bit for bit) enables StrongSORT's NSA Kalman filter (Du et al. 2023): a
+        confident detection is a more precise measurement, so every measurement noise standard
+        deviation is multiplied by ``1 - c``, i.e. the measurement covariance ``R`` by
+        ``(1 - c)^2``. That squares the paper's formula, ``R~ = (1 - c) R`` (its eq. 5): the
+        reference code (dyhBUPT/StrongSORT ``deep_sort/kalman_filter.py`` ``project``) scales
+        the *std* list before squaring it, and this reproduces the code, in its order of
+        operations (scale the std, then square). ``c = 1`` leaves no measurement noise; the
+        innovation covariance is then the state's position variance, still positive.
+        """
+        if confidence is None:
+            variance = blocks[:, POSITION_VARIANCE] + self._variance(means[:, 3], self._measurement)
+            return Innovation(means[:, :MEASUREMENT_DIM], variance, np.sqrt(variance))
+        confidence = np.asarray(confidence, dtype=np.float64).reshape(-1)
+        if len(confidence) != len(means):
+            raise ValueError(
+                f"confidence must have one value per track ({len(means)}), got {len(confidence)}"
+            )
+        weights, offsets = self._measurement
+        std = means[:, 3:4] * weights
+        std += offsets
+        std *= (1.0 - confidence)[:, None]  # NSA: noise std scaled by (1 - c), as the code does
+        variance = blocks[:, POSITION_VARIANCE] + np.square(std)
         return Innovation(means[:, :MEASUREMENT_DIM], variance, np.sqrt(variance))
 
     def project(self, means: np.ndarray, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -284,17 +309,26 @@ class KalmanFilterXYAH:
         blocks: np.ndarray,
         measurements_xyah: np.ndarray,
         innovation: Innovation | None = None,
+        confidence: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Correct each track ``i`` with measurement ``i`` (row-aligned stacks); new arrays.
 
         Per coordinate the gain is ``k_p = p / S`` for the position and ``k_v = c / S`` for the
         velocity (computed as two divisions by ``sqrt(S)``, the reference's Cholesky solve), and
         ``P' = P - K S K^T``. ``innovation`` may carry :meth:`innovation` of exactly these rows.
+        ``confidence`` ``(T,)`` (None = off) is the measurements' detection scores for the NSA
+        filter (see :meth:`innovation`: measurement noise std times ``1 - c``); pass either it
+        or a precomputed ``innovation``, not both (a gate's innovation has no NSA scaling).
         """
+        if innovation is not None and confidence is not None:
+            raise ValueError(
+                "pass confidence or a precomputed innovation, not both "
+                "(compute it with innovation(means, blocks, confidence))"
+            )
         if len(means) == 0:
             return means.copy(), blocks.copy()
         if innovation is None:
-            innovation = self.innovation(means, blocks)
+            innovation = self.innovation(means, blocks, confidence)
         # gain[:, 0] for positions, gain[:, 1] for velocities: (P rows 0 and 1) / sqrt(S) / sqrt(S).
         std = innovation.std[:, None, :]
         gain = blocks[:, :2] / std

@@ -233,15 +233,22 @@ def read_mot_results(path: str | os.PathLike) -> MotResults:
     )
 
 
+#: Score written for a reported track without a detection this frame (a predicted box, e.g.
+#: DeepSORT / StrongSORT with ``output_lost_frames`` > 0, whose output score is NaN): MOTChallenge
+#: evaluation ignores the column, and -1 marks "no detection" like the file's other -1 fields.
+MISSED_TRACK_SCORE: float = -1.0
+
+
 def tracker_output_to_mot_rows(frame: int, tracker_output: np.ndarray) -> np.ndarray:
     """Tracker output ``(M, 8)`` of one frame -> result rows ``(M, 7)`` ``[frame, id, x, y, w, h,
-    score]``."""
+    score]`` (a NaN score, a track without a detection, becomes ``MISSED_TRACK_SCORE``)."""
     tracker_output = np.asarray(tracker_output, dtype=np.float64).reshape(-1, len(OutputColumn))
     rows = np.empty((len(tracker_output), 7))
     rows[:, 0] = frame
     rows[:, 1] = tracker_output[:, OutputColumn.TRACK_ID]
     rows[:, 2:6] = xyxy_to_tlwh(tracker_output[:, OutputColumn.X1 : OutputColumn.Y2 + 1])
-    rows[:, 6] = tracker_output[:, OutputColumn.SCORE]
+    scores = tracker_output[:, OutputColumn.SCORE]
+    rows[:, 6] = np.where(np.isnan(scores), MISSED_TRACK_SCORE, scores)
     return rows
 
 
