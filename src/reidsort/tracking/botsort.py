@@ -23,13 +23,26 @@ Without embeddings it is ByteTrack with the ``xywh`` filter and camera-motion co
 Differences from ByteTrack's defaults, all from ``tools/track.py`` / ``bot_sort.py``: the
 new-track threshold is its own knob (0.7), and tracks born this frame (not yet activated) are
 reported too (``output_unconfirmed=True``; BoxMOT reports activated tracks only).
+
+**Re-entry gallery** (not in the reference; off by default): with ``reentry_seconds`` > 0, a
+lost track removed after ``max_time_lost`` frames is remembered by its moving-average feature
+for ``reentry_seconds`` more, and a new track activated on its second hit takes that old id when
+its own moving-average feature is within ``reentry_max_dist`` cosine distance (one assignment of
+all tracks activated in a frame against the whole gallery, :mod:`reidsort.tracking.reentry`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from reidsort.tracking.bytetrack import ByteTrackTracker, FrameDetections, _require
+from reidsort.tracking.bytetrack import (
+    _CLASS_ID,
+    _TRACK_ID,
+    REFERENCE_FRAME_RATE,
+    ByteTrackTracker,
+    FrameDetections,
+    _require,
+)
 from reidsort.tracking.kalman_xywh import (
     MEASUREMENT_DIM,
     SIZE_VELOCITY,
@@ -38,6 +51,7 @@ from reidsort.tracking.kalman_xywh import (
     tlwh_to_xywh,
     xywh_to_tlwh,
 )
+from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
 
 #: BoT-SORT's cost for an appearance pair that is ruled out (the largest cost of the scale).
 APPEARANCE_RULED_OUT: float = 1.0
@@ -77,6 +91,15 @@ class BotSortTracker(ByteTrackTracker):
     duplicate_iou_distance, min_box_area, aspect_ratio_thresh, per_class:
         As in :class:`ByteTrackTracker` (BoT-SORT's evaluation filters with area 10 and aspect
         ratio 1.6 outside the tracker; defaults here: no filter).
+    reentry_seconds:
+        Re-entry window in seconds (``round(reentry_seconds * frame_rate)`` frames after the
+        removal); None or 0 (default) disables the gallery. With it on, tracks are reported from
+        their activation on (``output_unconfirmed`` is ignored): a new track's id can still
+        change at activation, and reporting its fresh id for its first frame would cost an extra
+        identity switch for every returning person.
+    reentry_max_dist:
+        Cosine distance ceiling of a re-entry claim
+        (:data:`~reidsort.tracking.reentry.DEFAULT_REENTRY_MAX_DIST`).
     """
 
     _LOST_ZEROED_VELOCITY = SIZE_VELOCITY
@@ -102,6 +125,8 @@ class BotSortTracker(ByteTrackTracker):
         min_box_area: float = 0.0,
         aspect_ratio_thresh: float | None = None,
         per_class: bool = False,
+        reentry_seconds: float | None = None,
+        reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
     ) -> None:
         _require(
             np.isfinite(proximity_thresh) and 0 <= proximity_thresh <= 1,
@@ -118,6 +143,14 @@ class BotSortTracker(ByteTrackTracker):
         self.proximity_thresh = float(proximity_thresh)
         self.appearance_thresh = float(appearance_thresh)
         self.ema_alpha = float(ema_alpha)
+        self.reentry = ReentryGallery.from_seconds(
+            reentry_seconds,
+            REFERENCE_FRAME_RATE if frame_rate is None else frame_rate,
+            reentry_max_dist,
+            class_aware=per_class,
+        )
+        self.reentry_seconds = None if reentry_seconds is None else float(reentry_seconds)
+        self.reentry_max_dist = self.reentry.max_dist
         super().__init__(
             track_thresh=track_high_thresh,
             low_thresh=track_low_thresh,
@@ -132,9 +165,14 @@ class BotSortTracker(ByteTrackTracker):
             duplicate_iou_distance=duplicate_iou_distance,
             min_box_area=min_box_area,
             aspect_ratio_thresh=aspect_ratio_thresh,
-            output_unconfirmed=output_unconfirmed,
+            output_unconfirmed=output_unconfirmed and not self.reentry.enabled,
             per_class=per_class,
         )
+
+    def reset(self) -> None:
+        """Forget all tracks and the re-entry gallery; restart ids at 1."""
+        super().reset()
+        self.reentry.reset()
 
     # BoT-SORT's names for the two score thresholds.
     @property
@@ -220,3 +258,34 @@ class BotSortTracker(ByteTrackTracker):
         blended = np.where(restart, new, blended / np.where(norms == 0, 1.0, norms))
         table.features[rows] = blended
         table.has_feature[rows] = True
+
+    # -- re-entry gallery ------------------------------------------------------------------------
+    def _tracks_expired(self, rows: np.ndarray) -> None:
+        table = self._tracks
+        if not self.reentry.enabled or len(rows) == 0 or table.features is None:
+            return
+        rows = rows[table.has_feature[rows]]
+        if len(rows):
+            self.reentry.remember(
+                table.ints[rows, _TRACK_ID],
+                table.features[rows],
+                self.frame_count,
+                table.ints[rows, _CLASS_ID],
+            )
+
+    def _tracks_activated(self, rows: np.ndarray, alive: np.ndarray) -> None:
+        table = self._tracks
+        if len(rows) == 0 or len(self.reentry) == 0 or table.features is None:
+            return
+        rows = rows[table.has_feature[rows]]
+        if len(rows) == 0:
+            return
+        ints = table.ints
+        old_ids = self.reentry.claim(
+            table.features[rows],
+            self.frame_count,
+            ints[alive[: len(ints)], _TRACK_ID],
+            ints[rows, _CLASS_ID],
+        )
+        claimed = old_ids != NO_CLAIM
+        ints[rows[claimed], _TRACK_ID] = old_ids[claimed]

@@ -370,6 +370,15 @@ class ByteTrackTracker:
     def _store_features(self, rows: np.ndarray, cols: np.ndarray, frame: FrameDetections) -> None:
         """Remember the embeddings of detections ``cols`` matched to tracks ``rows``."""
 
+    # -- lifecycle events (used by BoT-SORT's re-entry gallery) --------------------------------
+    def _tracks_expired(self, rows: np.ndarray) -> None:
+        """Rows of the lost tracks removed this frame for being unseen too long (the table
+        still holds them). Called before :meth:`_tracks_activated` of the same frame."""
+
+    def _tracks_activated(self, rows: np.ndarray, alive: np.ndarray) -> None:
+        """Rows of the unconfirmed tracks activated (confirmed) this frame, after their
+        features were stored; may change their ids. ``alive`` marks the rows that stay."""
+
     # -- state ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget all tracks and restart ids at 1 and the frame count at 0."""
@@ -493,11 +502,14 @@ class ByteTrackTracker:
         ints[timed_out, _REMOVED_FRAME] = self.frame_count
         keep = np.ones(len(table), dtype=bool)
         keep[np.array(third.unmatched_tracks, dtype=np.int64)] = False
-        keep &= ~(
+        expired = (
             (ints[:, _STATE] == _LOST)
             & (ints[:, _REMOVED_FRAME] != _NEVER)
             & (ints[:, _REMOVED_FRAME] < self.frame_count)
         )
+        keep &= ~expired
+        self._tracks_expired(expired.nonzero()[0])
+        self._tracks_activated(_pairs(third.matches)[0], keep)
         self._initiate_tracks(births, frame)
         # Tracks join the tracked list in the reference's order: new tracks, then re-found ones.
         ints = table.ints

@@ -62,6 +62,7 @@ from reidsort.tracking.linear_assignment import (
 )
 from reidsort.tracking.nms import NO_SUPPRESSION_OVERLAP, non_max_suppression
 from reidsort.tracking.nn_matching import AppearanceGallery, DistanceMetric
+from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
 from reidsort.tracking.track import TrackSnapshot, TrackState
 
 #: Kalman gate: chi-square 0.95 quantile for the 4-d measurement (x, y, a, h).
@@ -77,6 +78,9 @@ REFERENCE_APP_MIN_CONFIDENCE: float = 0.8
 #: A frame must lose at least this many detections (and more than half) to min_confidence
 #: before :class:`LowConfidenceWarning` is raised.
 LOW_CONFIDENCE_WARN_MIN_DROPPED: int = 3
+#: Frame rate assumed when none is given; DeepSORT itself counts in frames (``max_age``), only the
+#: re-entry window (``reentry_seconds``) is converted with it.
+DEFAULT_FRAME_RATE: float = 30.0
 
 
 class LowConfidenceWarning(UserWarning):
@@ -190,6 +194,22 @@ class DeepSortTracker:
         frame. 1: nwojke ``deep_sort_app.py``'s rule (``time_since_update > 1`` skipped), so a
         track missed in this frame is still written, with its Kalman-predicted box. Such rows
         have ``score`` NaN and ``det_index`` -1 (no detection), and their last class.
+    reentry_seconds:
+        Re-entry gallery (not in the reference; None or 0, the default, reproduces it): a
+        confirmed track deleted after ``max_age`` misses is remembered for
+        ``round(reentry_seconds * frame_rate)`` more frames by the mean of its appearance
+        gallery (its last ``nn_budget`` embeddings, scaled to unit length: one noisy or truncated
+        crop at the edge of the frame moves it little), and a new track gets that old id at the
+        moment it is confirmed if the mean of its own gallery (its ``n_init`` embeddings) is
+        within ``reentry_max_dist`` cosine distance, all tracks confirmed in a frame in one
+        assignment against the whole gallery (:mod:`reidsort.tracking.reentry`). Needs
+        embeddings; tracks without any are never remembered and never claim.
+    reentry_max_dist:
+        Cosine distance ceiling of a re-entry claim (whatever ``metric``), default
+        :data:`~reidsort.tracking.reentry.DEFAULT_REENTRY_MAX_DIST`.
+    frame_rate:
+        The sequence's frame rate, used only to turn ``reentry_seconds`` into frames; None = 30
+        (``task=track`` passes each source's own rate).
     """
 
     def __init__(
@@ -207,6 +227,9 @@ class DeepSortTracker:
         embedding_dim: int | None = None,
         repeat_last_embedding: bool = False,
         output_lost_frames: int = 0,
+        reentry_seconds: float | None = None,
+        reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
+        frame_rate: float | None = DEFAULT_FRAME_RATE,
     ) -> None:
         _require(np.isfinite(max_dist) and max_dist >= 0, f"max_dist must be >= 0, got {max_dist}")
         _require(
@@ -249,6 +272,12 @@ class DeepSortTracker:
         self.drop_invalid_boxes = bool(drop_invalid_boxes)
         self.repeat_last_embedding = bool(repeat_last_embedding)
         self.output_lost_frames = int(output_lost_frames)
+        self.frame_rate = DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
+        self.reentry = ReentryGallery.from_seconds(
+            reentry_seconds, self.frame_rate, reentry_max_dist, class_aware=self.per_class
+        )
+        self.reentry_seconds = None if reentry_seconds is None else float(reentry_seconds)
+        self.reentry_max_dist = self.reentry.max_dist
         self._warned_low_confidence = False  # once per instance, not reset by reset()
         self._initial_embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.kf = KalmanFilterXYAH()
@@ -262,6 +291,7 @@ class DeepSortTracker:
         self._next_id = FIRST_TRACK_ID
         self._predicted = False
         self.frame_count = 0
+        self.reentry.reset()
         self.last_deleted_track_ids = np.zeros(0, dtype=np.int64)
 
     @property
@@ -354,9 +384,11 @@ class DeepSortTracker:
             else None
         )
         result = self._match(batch, det_xyah, queries, innovation)
-        self._apply_matches(result.matches, batch, det_xyah, queries, innovation)
+        confirmed = self._apply_matches(result.matches, batch, det_xyah, queries, innovation)
         deleted = self._mark_missed(result.unmatched_tracks)
         self._initiate_tracks(result.unmatched_detections, batch, det_xyah, queries)
+        if self.reentry.enabled:
+            self._reenter(confirmed, deleted)
         self._remove(deleted)
         return self._output()
 
@@ -565,13 +597,17 @@ class DeepSortTracker:
         return MatchResult(matches, unmatched_tracks, iou_result.unmatched_detections)
 
     # -- track management --------------------------------------------------------------------
-    def _apply_matches(self, matches, batch: DetectionBatch, det_xyah, queries, innovation) -> None:
+    def _apply_matches(
+        self, matches, batch: DetectionBatch, det_xyah, queries, innovation
+    ) -> np.ndarray:
+        """Kalman-correct matched tracks and store their embeddings; returns the rows of the
+        tracks confirmed by this frame's hit."""
         table = self._tracks
         slots = table.column(_GALLERY_SLOT)
         if self.repeat_last_embedding and queries is not None:
             self.gallery.repeat_newest(slots[table.column(_STATE) == _CONFIRMED])
         if not matches:
-            return
+            return np.zeros(0, dtype=np.int64)
         rows, cols = np.array(matches, dtype=np.int64).T
         new_means, new_blocks = self.kf.update(
             table.means.take(rows, axis=0),
@@ -593,6 +629,7 @@ class DeepSortTracker:
         table.scores[rows] = batch.scores.take(cols)
         if queries is not None:
             self.gallery.add(matched[:, _GALLERY_SLOT], queries.take(cols, axis=0), prepared=True)
+        return rows[promote]
 
     def _mark_missed(self, unmatched_tracks: list[int]) -> np.ndarray:
         """Rows of tracks to delete: tentative ones missed once, confirmed ones missed too long."""
@@ -626,6 +663,42 @@ class DeepSortTracker:
         ints[:, _GALLERY_SLOT] = slots
         self._tracks.append(means, covariances, batch.scores.take(cols), ints)
         self._next_id += count
+
+    def _gallery_means(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), D)`` mean of each track's stored embeddings (NaN rows: none stored)."""
+        slots = self._tracks.ints[rows, _GALLERY_SLOT]
+        means = np.full((len(slots), self.gallery.embedding_dim or 1), np.nan)
+        if self.gallery.embedding_dim is None:  # no embedding stored yet
+            return means
+        stored = (self.gallery.sample_count(slots) > 0).nonzero()[0]
+        for k, slot in zip(stored.tolist(), slots[stored].tolist()):  # a few tracks per event
+            means[k] = self.gallery.samples(slot).mean(axis=0, dtype=np.float64)
+        return means
+
+    def _reenter(self, confirmed: np.ndarray, deleted: np.ndarray) -> None:
+        """Re-entry gallery: remember the confirmed tracks deleted this frame, then let the
+        tracks confirmed this frame claim old ids (see :mod:`reidsort.tracking.reentry`)."""
+        ints = self._tracks.ints
+        gone = deleted[ints[deleted, _STATE] == _CONFIRMED]
+        if len(gone):
+            self.reentry.remember(
+                ints[gone, _TRACK_ID],
+                self._gallery_means(gone),
+                self.frame_count,
+                ints[gone, _CLASS_ID],
+            )
+        if len(confirmed) == 0 or len(self.reentry) == 0:
+            return
+        alive = np.ones(len(ints), dtype=bool)
+        alive[deleted] = False
+        old_ids = self.reentry.claim(
+            self._gallery_means(confirmed),
+            self.frame_count,
+            ints[alive, _TRACK_ID],
+            ints[confirmed, _CLASS_ID],
+        )
+        claimed = old_ids != NO_CLAIM
+        ints[confirmed[claimed], _TRACK_ID] = old_ids[claimed]
 
     def _remove(self, rows: np.ndarray) -> None:
         table = self._tracks

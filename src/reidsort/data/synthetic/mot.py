@@ -12,7 +12,10 @@ of the box with no dataset. The sequence folder has the MOTChallenge layout::
 
 Scene: a static street background, pedestrians walking left or right along slightly slanted
 paths at their own speed, smaller and slower with distance (a simple ground-plane perspective),
-some pausing for a while, and foreground pillars everybody passes behind. Nearer people are
+some pausing for a while, and foreground pillars everybody passes behind. With
+``returning_people`` > 0, that many of the walkers who leave come back after a few seconds
+(:data:`RETURN_GAP_SECONDS_RANGE`), through the side they left by, walking the other way on
+another path: the same identity in the ground truth, a re-identification case for trackers. Nearer people are
 drawn over farther ones. Visibility is the share of a person's box not covered by nearer
 people, pillars or the frame border; boxes less than :data:`MIN_CONSIDERED_VISIBILITY` visible
 are marked ``consider=0`` (TrackEval ignores them: nobody is asked to track the invisible).
@@ -92,6 +95,15 @@ DETECTION_VISIBILITY_RANGE = (0.15, 0.5)
 TRUE_SCORE_BASE, TRUE_SCORE_SLOPE, TRUE_SCORE_NOISE = 0.45, 0.5, 0.08
 FALSE_SCORE_RANGE = (0.3, 0.7)
 MOT_CLASS_PEDESTRIAN = 1
+#: Returning walkers stay away this long (seconds): longer than the deletion delay of the
+#: trackers' defaults (DeepSORT max_age 30 frames, ByteTrack/BoT-SORT track_buffer 30 at 30 fps,
+#: 1-1.5 s at 20-30 fps), so only a re-identification can give them their old id.
+RETURN_GAP_SECONDS_RANGE = (2.0, 4.0)
+#: A returning walker must come back at least this many seconds before the sequence ends.
+RETURN_MIN_SECONDS_LEFT = 2.0
+#: Parameters added after the first release, with the value that reproduces the sequences of
+#: before: left out of the cache key and the metadata at that value, so existing caches stay valid.
+_LATER_PARAMS = {"returning_people": 0}
 
 
 _FIELD_TYPES = {"str": str, "int": int, "float": float}
@@ -114,6 +126,7 @@ class SyntheticMotParams:
     false_positives_per_frame: float = 0.3
     box_jitter: float = 0.04
     jpeg_quality: int = 90
+    returning_people: int = 0
 
     def __post_init__(self) -> None:
         # coerce config values (YAML gives 20 for 20.0) so equal settings hash equally
@@ -121,8 +134,10 @@ class SyntheticMotParams:
             object.__setattr__(self, spec.name, _FIELD_TYPES[spec.type](getattr(self, spec.name)))
 
     def validate(self) -> None:
-        if self.num_frames < 1 or self.num_people < 0 or self.num_pillars < 0:
-            raise ValueError(f"num_frames must be >= 1, num_people and num_pillars >= 0: {self}")
+        if (self.num_frames < 1 or self.num_people < 0 or self.num_pillars < 0
+                or self.returning_people < 0):
+            raise ValueError("num_frames must be >= 1, num_people, num_pillars and "
+                             f"returning_people >= 0: {self}")
         if self.width < 64 or self.height < 64:
             raise ValueError(f"frames must be at least 64x64, got {self.width}x{self.height}")
         if not self.frame_rate > 0:
@@ -133,8 +148,17 @@ class SyntheticMotParams:
         if not self.name or any(c in self.name for c in "/\\"):
             raise ValueError(f"name must be a plain folder name, got {self.name!r}")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters, without later additions left at their neutral value (so sequences
+        rendered before those existed keep their key and metadata)."""
+        values = asdict(self)
+        for name, neutral in _LATER_PARAMS.items():
+            if values[name] == neutral:
+                del values[name]
+        return values
+
     def key(self) -> str:
-        text = json.dumps({"version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
+        text = json.dumps({"version": GENERATOR_VERSION, **self.as_dict()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -186,7 +210,32 @@ def plan_walkers(params: SyntheticMotParams) -> list[Trajectory]:
         walkers.append(_simulate(params, identity, appearance, direction, foot_y0, slope,
                                  speed_factor, pause_at, pause_frames, start,
                                  rng.uniform(0, 2 * math.pi)))
-    return [w for w in walkers if len(w.frames)]
+    walkers = [w for w in walkers if len(w.frames)]
+    return walkers + _plan_returns(params, walkers)
+
+
+def _plan_returns(params: SyntheticMotParams, walkers: list[Trajectory]) -> list[Trajectory]:
+    """Second appearances of the first ``returning_people`` walkers that leave early enough:
+    back through the side they left by, after a gap, on a new path (own random stream, so the
+    first appearances are the same with and without returns)."""
+    if params.returning_people == 0:
+        return []
+    rng = np.random.default_rng([WALKER_STREAM, params.seed, 2])
+    latest = params.num_frames - RETURN_MIN_SECONDS_LEFT * params.frame_rate
+    returns = []
+    for walker in walkers:
+        if len(returns) == params.returning_people:
+            break
+        gap = round(rng.uniform(*RETURN_GAP_SECONDS_RANGE) * params.frame_rate)
+        left_at = int(walker.frames[-1])
+        if left_at >= params.num_frames or left_at + gap > latest:
+            continue  # still in view at the end, or no time to come back
+        direction = -1 if walker.facing is Facing.RIGHT else 1
+        returns.append(_simulate(params, walker.identity, walker.appearance, direction,
+                                 rng.uniform(*FOOT_ROW_RANGE) * params.height,
+                                 rng.uniform(*SLOPE_RANGE), rng.uniform(*SPEED_FACTOR_RANGE),
+                                 None, 0, left_at + gap, rng.uniform(0, 2 * math.pi)))
+    return [w for w in returns if len(w.frames)]
 
 
 def _simulate(params: SyntheticMotParams, identity: int, appearance: PersonAppearance,
@@ -379,7 +428,8 @@ def ensure_synthetic_mot(data_dir: str | os.PathLike, **kwargs: Any) -> Path:
     target = Path(data_dir) / "synthetic_mot" / f"{params.name}-{params.key()}"
     meta = read_meta(target)
     if (meta is not None and meta.get("generator") == GENERATOR_NAME
-            and meta.get("version") == GENERATOR_VERSION and meta.get("params") == asdict(params)):
+            and meta.get("version") == GENERATOR_VERSION
+            and meta.get("params") == params.as_dict()):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -387,7 +437,7 @@ def ensure_synthetic_mot(data_dir: str | os.PathLike, **kwargs: Any) -> Path:
         shutil.rmtree(staging)
         counts = render_sequence(params, staging)
         meta = {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION,
-                "params": asdict(params), "counts": counts}
+                "params": params.as_dict(), "counts": counts}
         atomic_write_text(staging / META_FILENAME, json.dumps(meta, indent=2, sort_keys=True))
         if target.exists():  # an older or broken render of the same key
             shutil.rmtree(target)
