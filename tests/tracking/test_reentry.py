@@ -47,6 +47,13 @@ def deepsort(**kwargs) -> DeepSortTracker:
     return DeepSortTracker(**kwargs)
 
 
+def strongsort(**kwargs):
+    from reidsort.tracking.strongsort import StrongSortTracker
+
+    kwargs = {"max_age": MAX_AGE, "min_confidence": 0.0, "frame_rate": FRAME_RATE, **kwargs}
+    return StrongSortTracker(**kwargs)
+
+
 def botsort(**kwargs) -> BotSortTracker:
     kwargs = {"track_buffer": TRACK_BUFFER, "frame_rate": FRAME_RATE, **kwargs}
     return BotSortTracker(**kwargs)
@@ -307,11 +314,12 @@ def streams(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames=streams(), use_botsort=st.booleans())
-def test_never_two_live_tracks_with_one_id(frames, use_botsort):
-    make = botsort if use_botsort else deepsort
-    tracker = make(reentry_seconds=1.5, **({} if use_botsort else {"n_init": 2}))
-    reference = make(**({} if use_botsort else {"n_init": 2}))
+@given(frames=streams(), which=st.sampled_from(["deepsort", "botsort", "strongsort"]))
+def test_never_two_live_tracks_with_one_id(frames, which):
+    make = {"deepsort": deepsort, "botsort": botsort, "strongsort": strongsort}[which]
+    extra = {} if which == "botsort" else {"n_init": 2}
+    tracker = make(reentry_seconds=1.5, **extra)
+    reference = make(**extra)
     ever_seen: set[int] = set()
     gone: set[int] = set()
     reference_seen: set[int] = set()
@@ -364,7 +372,7 @@ def test_synthetic_walkers_return_after_a_gap():
 
 
 # -- configuration -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["deepsort", "botsort"])
+@pytest.mark.parametrize("name", ["deepsort", "botsort", "strongsort"])
 def test_yaml_gallery_off_by_default_and_source_frame_rate(name):
     from pathlib import Path
     from types import SimpleNamespace
@@ -380,3 +388,24 @@ def test_yaml_gallery_off_by_default_and_source_frame_rate(name):
     cfg.reentry_seconds = 2.0
     tracker = build_tracker(cfg, source)  # frame_rate null -> the source's 25 fps
     assert tracker.reentry.max_frames == 50 and tracker.reentry.max_dist == cfg.reentry_max_dist
+
+
+# -- StrongSORT (EMA feature per track) ----------------------------------------------------------
+def test_strongsort_person_returns_gets_old_id_only_with_gallery():
+    frames = leave_and_return()
+    assert ids_at_end(run(strongsort(), frames)) == {2}
+    assert ids_at_end(run(strongsort(reentry_seconds=2.0), frames)) == {1}
+    assert ids_at_end(run(strongsort(reentry_seconds=2.0), leave_and_return(unit(0), unit(1)))) \
+        == {2}
+
+
+def test_strongsort_two_returning_people_in_swapped_order_and_reset():
+    a, b = unit(0), unit(1)
+    before = [[(20.0 + 3 * t, a), (300.0 + 3 * t, b)] for t in range(10)]
+    after = [[(100.0 + 3 * t, b), (450.0 + 3 * t, a)] for t in range(10)]
+    tracker = strongsort(reentry_seconds=2.0)
+    out = run(tracker, before + [[] for _ in range(12)] + after)
+    id_of_a = next(i for i, x in out[5].items() if x < 200)
+    assert out[-1] == {3 - id_of_a: 100.0 + 27, id_of_a: 450.0 + 27}
+    tracker.reset()
+    assert len(tracker.reentry) == 0

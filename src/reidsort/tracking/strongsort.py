@@ -80,6 +80,7 @@ from reidsort.tracking.linear_assignment import (
     min_cost_matching,
 )
 from reidsort.tracking.nms import NO_SUPPRESSION_OVERLAP, non_max_suppression
+from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
 from reidsort.tracking.track import TrackSnapshot, TrackState
 from reidsort.tracking.tracker import OUTPUT_COLUMNS, OutputColumn
 
@@ -104,6 +105,8 @@ DEFAULT_MIN_CONFIDENCE: float = 0.6
 _TRACK_ID, _STATE, _HITS, _AGE, _TIME_SINCE_UPDATE, _CLASS_ID, _DETECTION_INDEX = range(7)
 _INT_FIELDS = 7
 _TENTATIVE, _CONFIRMED = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED)
+#: Frame rate assumed when none is given (only converts ``reentry_seconds`` to frames).
+REENTRY_DEFAULT_FRAME_RATE: float = 30.0
 _OUT_TRACK_ID, _OUT_SCORE, _OUT_CLASS_ID = (
     int(OutputColumn.TRACK_ID),
     int(OutputColumn.SCORE),
@@ -206,6 +209,11 @@ class StrongSortTracker:
     per_class:
         If True a track only takes detections of its own class (and NMS is per class). False
         reproduces the class-agnostic reference; the output class is the last matched one.
+    reentry_seconds, reentry_max_dist, frame_rate:
+        Re-entry gallery (not in the reference; off by default, :mod:`.reentry`): a deleted
+        confirmed track's EMA feature is kept ``round(reentry_seconds * frame_rate)`` frames,
+        and a track confirmed later takes that id when its EMA feature is within
+        ``reentry_max_dist`` cosine distance (one assignment per frame). ``frame_rate`` None: 30.
     """
 
     def __init__(
@@ -222,6 +230,9 @@ class StrongSortTracker:
         cascade: bool = False,
         output_lost_frames: int = 0,
         per_class: bool = False,
+        reentry_seconds: float | None = None,
+        reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
+        frame_rate: float | None = REENTRY_DEFAULT_FRAME_RATE,
     ) -> None:
         _require(np.isfinite(max_dist) and max_dist >= 0, f"max_dist must be >= 0, got {max_dist}")
         _require(
@@ -266,6 +277,11 @@ class StrongSortTracker:
         self.cascade = bool(cascade)
         self.output_lost_frames = int(output_lost_frames)
         self.per_class = bool(per_class)
+        self.frame_rate = REENTRY_DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
+        self.reentry = ReentryGallery.from_seconds(
+            reentry_seconds, self.frame_rate, reentry_max_dist, class_aware=self.per_class
+        )
+        self.reentry_seconds = None if reentry_seconds is None else float(reentry_seconds)
         self.kf = KalmanFilterXYAH()
         self.reset()
 
@@ -277,6 +293,7 @@ class StrongSortTracker:
         self._embedding_dim: int | None = None
         self.frame_count = 0
         self.last_deleted_track_ids = np.zeros(0, dtype=np.int64)
+        self.reentry.reset()
 
     @property
     def embedding_dim(self) -> int | None:
@@ -352,11 +369,46 @@ class StrongSortTracker:
                 table.means, table.covariances = self.kf.warp(table.means, table.covariances, warp)
 
         result = self._match(frame)
-        self._apply_matches(result.matches, frame)
+        confirmed_now = self._apply_matches(result.matches, frame)
         deleted = self._mark_missed(result.unmatched_tracks)
         self._initiate_tracks(result.unmatched_detections, frame)
+        if self.reentry.enabled:
+            self._remember_deleted(deleted)
+            confirmed_ids = self._tracks.ints[confirmed_now, _TRACK_ID].copy()
         self._remove(deleted)
+        if self.reentry.enabled and len(confirmed_ids):
+            self._claim_returning(confirmed_ids)
         return self._output()
+
+    # -- re-entry gallery --------------------------------------------------------------------
+    def _remember_deleted(self, rows: np.ndarray) -> None:
+        table = self._tracks
+        if len(rows) == 0 or table.features is None:
+            return
+        rows = rows[(table.ints[rows, _STATE] == _CONFIRMED) & table.has_feature[rows]]
+        if len(rows):
+            self.reentry.remember(
+                table.ints[rows, _TRACK_ID],
+                table.features[rows],
+                self.frame_count,
+                table.ints[rows, _CLASS_ID],
+            )
+
+    def _claim_returning(self, confirmed_ids: np.ndarray) -> None:
+        """Tracks confirmed this frame (ids before any claim) take remembered ids."""
+        table = self._tracks
+        if len(self.reentry) == 0 or table.features is None:
+            return
+        ints = table.ints
+        rows = np.flatnonzero(np.isin(ints[:, _TRACK_ID], confirmed_ids))
+        rows = rows[table.has_feature[rows]]
+        if len(rows) == 0:
+            return
+        old_ids = self.reentry.claim(
+            table.features[rows], self.frame_count, ints[:, _TRACK_ID], ints[rows, _CLASS_ID]
+        )
+        claimed = old_ids != NO_CLAIM
+        ints[rows[claimed], _TRACK_ID] = old_ids[claimed]
 
     # -- input -------------------------------------------------------------------------------
     def _prepare(self, dets: np.ndarray, embeddings: np.ndarray | None) -> _Frame:
@@ -506,9 +558,10 @@ class StrongSortTracker:
         return MatchResult(matches, unmatched_tracks, iou_result.unmatched_detections)
 
     # -- track management --------------------------------------------------------------------
-    def _apply_matches(self, matches: list[tuple[int, int]], frame: _Frame) -> None:
+    def _apply_matches(self, matches: list[tuple[int, int]], frame: _Frame) -> np.ndarray:
+        """Correct the matched tracks; returns the rows confirmed by this frame's hit."""
         if not matches:
-            return
+            return np.zeros(0, dtype=np.int64)
         table = self._tracks
         rows, cols = np.array(matches, dtype=np.int64).T
         scores = frame.scores[cols]
@@ -528,6 +581,7 @@ class StrongSortTracker:
         table.scores[rows] = scores
         if frame.features is not None:
             self._update_features(rows, cols, frame)
+        return rows[promote]
 
     def _update_features(self, rows: np.ndarray, cols: np.ndarray, frame: _Frame) -> None:
         """EMA ``f <- normalise(alpha f + (1 - alpha) e)`` of the matched tracks' features."""
