@@ -116,7 +116,8 @@ def test_postprocess_linear_fills_the_frames_a_track_missed_and_keeps_the_raw_ou
     assert {line.split(",")[0] for line in written} == {str(f) for f in range(3, 11)}
 
 
-@pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort", "strongsort"])
+@pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort", "strongsort",
+                                     "deepocsort"])
 @pytest.mark.parametrize("cmc", ["none", "file"])
 def test_every_tracker_runs_in_task_track_with_and_without_camera_motion(tmp_path, tracker, cmc):
     # two people walking apart, one of them missed in frames 9-10; a camera panning 3 px/frame to

@@ -33,6 +33,7 @@ def test_search_space_lives_next_to_the_tracker_defaults() -> None:
 
 
 TRACKER_SWEEPS = {"deepsort": "tracker_optuna", "bytetrack": "bytetrack_optuna",
+                  "deepocsort": "deepocsort_optuna",
                   "strongsort": "strongsort_optuna",
                   "ocsort": "ocsort_optuna", "botsort": "botsort_optuna"}
 

@@ -1,6 +1,6 @@
 """Tracking core: NumPy and SciPy only (never torch), reference-faithful and vectorised.
 
-DeepSORT, ByteTrack, OC-SORT and BoT-SORT share the Kalman filters (one module per state layout),
+DeepSORT, StrongSORT, ByteTrack, OC-SORT, Deep OC-SORT and BoT-SORT share the Kalman filters (one module per state layout),
 the assignment helper and the IoU, and one contract (:class:`MultiObjectTracker`). Typical use::
 
     from reidsort.tracking import ByteTrackTracker  # or DeepSortTracker, OcSortTracker, ...
@@ -20,6 +20,7 @@ from reidsort.tracking.cmc import (
     build_camera_motion,
     read_gmc_file,
 )
+from reidsort.tracking.deepocsort import DeepOcSortTracker
 from reidsort.tracking.detection import (
     Detection,
     DetectionBatch,
@@ -76,6 +77,7 @@ __all__ = [
     "ByteTrackTracker",
     "CameraMotionEstimator",
     "CameraMotionMethod",
+    "DeepOcSortTracker",
     "DeepSortTracker",
     "Detection",
     "DetectionBatch",

@@ -299,8 +299,12 @@ class OcSortTracker:
         similarity = iou + self._momentum(
             previous_xyxy, has_observation, det_xyxy[high], scores[high]
         )
+        feasible = self._feasible(all_tracks, det_classes[high])
+        appearance = self._appearance_similarity(high, feasible)
+        if appearance is not None:
+            similarity += appearance
         matches, unmatched_high, unmatched_tracks = self._assign(
-            iou, similarity, self._feasible(all_tracks, det_classes[high]), shortcut=True
+            iou, similarity, feasible, shortcut=True
         )
         track_rows = [int(all_tracks[t]) for t, _ in matches]
         det_rows = [int(high[d]) for _, d in matches]
@@ -476,6 +480,18 @@ class OcSortTracker:
         bonus *= det_scores[None, :]
         return bonus
 
+    def _appearance_similarity(
+        self, det_rows: np.ndarray, feasible: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Appearance term ``(T, len(det_rows))`` added to the first association's similarity
+        (all tracks x the high-score detections ``det_rows``), or None for none.
+
+        OC-SORT is motion-only; the hook exists for Deep OC-SORT
+        (:class:`reidsort.tracking.deepocsort.DeepOcSortTracker`), whose appearance enters the
+        first association only. ``feasible`` is the class mask of :meth:`_feasible`.
+        """
+        return None
+
     def _feasible(self, track_rows: np.ndarray, det_classes: np.ndarray) -> np.ndarray | None:
         """Class-compatibility mask ``(T, N)`` with ``per_class``, else None (all feasible)."""
         if not self.per_class:
@@ -609,7 +625,7 @@ class OcSortTracker:
         gaps = table.ints[rows, _TIME_SINCE_UPDATE]
         order = np.argsort(-gaps, kind="stable")
         rows, new_xysr, gaps = rows[order], new_xysr[order], gaps[order].astype(np.float64)
-        start = xyxy_to_xysr(table.last_xyxy[rows])
+        start = self._replay_start_xysr(rows)
         start_wh = _xysr_width_height(start)
         end_wh = _xysr_width_height(new_xysr)
         step_centre = (new_xysr[:, :2] - start[:, :2]) / gaps[:, None]
@@ -632,6 +648,11 @@ class OcSortTracker:
                 )
         table.means[rows] = means
         table.covariances[rows] = covariances
+
+    def _replay_start_xysr(self, rows: np.ndarray) -> np.ndarray:
+        """Where the ORU's virtual trajectory of ``rows`` starts: their last observation (the
+        reference's last measurement of the frozen filter, the same box)."""
+        return xyxy_to_xysr(self._tracks.last_xyxy[rows])
 
     def _mark_missed(self, rows: np.ndarray) -> None:
         """Freeze the filters of tracks that were observed until now (for a later ORU)."""
