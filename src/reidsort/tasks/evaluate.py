@@ -7,7 +7,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from reidsort.evaluation.mot import MotEvaluation, evaluate_mot
@@ -20,7 +19,7 @@ from reidsort.evaluation.mot_layout import (
 from reidsort.tracking.mot_io import read_mot_results, write_mot_results
 from reidsort.tracking.postprocess import Postprocessor
 from reidsort.utils.errors import ReidsortError
-from reidsort.utils.hydra_utils import to_plain
+from reidsort.utils.hydra_utils import build, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     lengths = sequence_lengths(Path(opts.seqinfo_root) if opts.seqinfo_root else root, sequences)
     results = result_files(opts.results, sequences, opts.results_pattern)
     if cfg.get("postprocess") is not None:
-        results = postprocess_results(results, instantiate(cfg.postprocess),
+        results = postprocess_results(results, build(cfg.postprocess),
                                       Path(cfg.paths.output_dir) / POSTPROCESSED_FOLDER)
     evaluation = evaluate_mot(
         results,

@@ -10,10 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import hydra
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, open_dict
 
 from reidsort.data.synthetic.mot import ensure_synthetic_mot
@@ -23,8 +20,8 @@ from reidsort.pipeline.timing import Timing
 from reidsort.tracking.cmc import CameraMotionEstimator
 from reidsort.tracking.mot_io import write_mot_results
 from reidsort.tracking.postprocess import Postprocessor
-from reidsort.utils.errors import USER_ERROR_TYPES, ReidsortError
-from reidsort.utils.hydra_utils import to_plain
+from reidsort.utils.errors import ReidsortError
+from reidsort.utils.hydra_utils import build, to_plain
 from reidsort.utils.io import atomic_write_text
 from reidsort.video.display import check_display_available
 from reidsort.video.sources import MotSequenceSource, Source, resolve_sources
@@ -49,19 +46,6 @@ class Variant:
 
     label: str
     embedder_cfg: DictConfig | None
-
-
-def build(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` (``kwargs`` override the node's), but a user error raised by the constructor (a missing model
-    file, say) surfaces as itself instead of inside Hydra's InstantiationException, so the CLI
-    prints it as one line."""
-    try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, (ReidsortError, *USER_ERROR_TYPES)):
-            raise cause from None
-        raise
 
 
 def embedder_label(embedder_cfg: DictConfig | None) -> str:

@@ -13,6 +13,12 @@ files), so the output of any tracker, ours or a peer's, can be post-processed.
   track, tau 10) and noise 1e-10 (scikit-learn's default, which the reference uses), whose
   posterior mean at the track's frames replaces the boxes.
 
+* ``aflink``: StrongSORT++'s appearance-free link model links tracklets that one person was cut
+  into (:mod:`reidsort.tracking.aflink`; the network is trained by ``task=aflink``, run here in
+  NumPy from its ``.npz``, loaded on first use). Ids change, no box is added or moved.
+* ``aflink_gsi``: StrongSORT++'s order, AFLink then GSI (linked fragments' gaps of up to
+  ``max_gap`` frames are filled and smoothed).
+
 Tracks with fewer than ``min_length`` observed rows are dropped first. Interpolated rows get
 the linearly interpolated score of their two neighbours; smoothing keeps each row's score (the
 reference writes 1 for every smoothed row).
@@ -22,9 +28,19 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from reidsort.tracking.aflink import (
+    DEFAULT_MAX_COST,
+    DEFAULT_MAX_DISTANCE,
+    AFLinkNumpy,
+    link_tracklets,
+)
+from reidsort.tracking.aflink import DEFAULT_MAX_GAP as DEFAULT_LINK_MAX_GAP
+from reidsort.tracking.aflink import DEFAULT_MIN_GAP as DEFAULT_LINK_MIN_GAP
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,16 @@ class PostprocessMethod(str, Enum):
     NONE = "none"
     LINEAR = "linear"
     GSI = "gsi"
+    AFLINK = "aflink"
+    AFLINK_GSI = "aflink_gsi"
+
+
+#: the methods that link tracklets with AFLink first
+LINKING_METHODS = (PostprocessMethod.AFLINK, PostprocessMethod.AFLINK_GSI)
+#: the methods that interpolate (and, for the GSI ones, smooth) after any linking
+INTERPOLATING_METHODS = (PostprocessMethod.LINEAR, PostprocessMethod.GSI,
+                         PostprocessMethod.AFLINK_GSI)
+SMOOTHING_METHODS = (PostprocessMethod.GSI, PostprocessMethod.AFLINK_GSI)
 
 
 def _sorted_rows(rows: np.ndarray) -> np.ndarray:
@@ -135,11 +161,16 @@ def gaussian_smooth(rows: np.ndarray, tau: float = DEFAULT_TAU) -> np.ndarray:
 
 
 class Postprocessor:
-    """``none | linear | gsi`` on result rows; built from ``conf/postprocess/<method>.yaml``."""
+    """``none | linear | gsi | aflink | aflink_gsi`` on result rows; built from
+    ``conf/postprocess/<method>.yaml``. The ``link_*`` knobs and ``model_path`` are AFLink's."""
 
     def __init__(self, method: str | PostprocessMethod = PostprocessMethod.NONE,
                  max_gap: int = DEFAULT_MAX_GAP, min_length: int = 0,
-                 tau: float = DEFAULT_TAU) -> None:
+                 tau: float = DEFAULT_TAU, model_path: str | Path | None = None,
+                 link_min_gap: int = DEFAULT_LINK_MIN_GAP,
+                 link_max_gap: int = DEFAULT_LINK_MAX_GAP,
+                 link_max_distance: float = DEFAULT_MAX_DISTANCE,
+                 link_max_cost: float = DEFAULT_MAX_COST) -> None:
         try:
             self.method = PostprocessMethod(method)
         except ValueError:
@@ -152,20 +183,61 @@ class Postprocessor:
         if not tau > 0:
             raise ValueError(f"postprocess.tau={tau}: must be > 0")
         self.max_gap, self.min_length, self.tau = int(max_gap), int(min_length), float(tau)
+        self.model_path = Path(model_path).expanduser() if model_path else None
+        self._model: AFLinkNumpy | None = None
+        if self.method in LINKING_METHODS:
+            if self.model_path is None:
+                raise ValueError(f"postprocess.model_path is required for method "
+                                 f"{self.method.value}: the .npz written by task=aflink")
+            if not self.model_path.is_file():
+                raise ValueError(f"postprocess.model_path={self.model_path}: no such file (the "
+                                 ".npz written by task=aflink)")
+        if not link_min_gap < link_max_gap:
+            raise ValueError(f"postprocess.link_min_gap={link_min_gap} must be < "
+                             f"link_max_gap={link_max_gap}")
+        if not link_max_distance >= 0:
+            raise ValueError(f"postprocess.link_max_distance={link_max_distance}: pixels >= 0")
+        if not 0 < link_max_cost <= 1:
+            raise ValueError(f"postprocess.link_max_cost={link_max_cost}: in (0, 1]")
+        self.link_gates = {"min_gap": float(link_min_gap), "max_gap": float(link_max_gap),
+                           "max_distance": float(link_max_distance),
+                           "max_cost": float(link_max_cost)}
+        self.last_links: list[tuple[float, float, float]] = []
 
     @property
     def active(self) -> bool:
         return self.method is not PostprocessMethod.NONE
 
+    @property
+    def model(self) -> AFLinkNumpy:
+        """The AFLink network, read from ``model_path`` on first use."""
+        if self._model is None:
+            assert self.model_path is not None
+            self._model = AFLinkNumpy(self.model_path)
+        return self._model
+
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.float64).reshape(-1, RESULT_ROW_WIDTH)
         if not self.active:
             return rows
-        rows = interpolate_linear(drop_short_tracks(rows, self.min_length), self.max_gap)
-        if self.method is PostprocessMethod.GSI:
+        rows = _sorted_rows(drop_short_tracks(rows, self.min_length))
+        if self.method in LINKING_METHODS:
+            rows, result = link_tracklets(rows, self.model, **self.link_gates)
+            self.last_links = result.links
+            log.info("AFLink: %d candidate pairs, %d links", result.candidates,
+                     len(result.links))
+        if self.method in INTERPOLATING_METHODS:
+            rows = interpolate_linear(rows, self.max_gap)
+        if self.method in SMOOTHING_METHODS:
             rows = gaussian_smooth(rows, self.tau)
         return rows
 
     def __repr__(self) -> str:
-        return (f"Postprocessor({self.method.value}, max_gap={self.max_gap}, "
-                f"min_length={self.min_length}, tau={self.tau:g})")
+        text = (f"Postprocessor({self.method.value}, max_gap={self.max_gap}, "
+                f"min_length={self.min_length}, tau={self.tau:g}")
+        if self.method in LINKING_METHODS:
+            gates = self.link_gates
+            text += (f", model={self.model_path}, gap [{gates['min_gap']:g}, "
+                     f"{gates['max_gap']:g}), {gates['max_distance']:g} px, "
+                     f"cost < {gates['max_cost']:g}")
+        return text + ")"

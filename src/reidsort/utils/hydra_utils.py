@@ -62,3 +62,21 @@ def resolved_yaml(cfg: DictConfig) -> str:
     plain = OmegaConf.create(container)
     # interpolations may point at ${hydra:...}; resolve them against the live HydraConfig
     return OmegaConf.to_yaml(plain, resolve=True)
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` (``kwargs`` override the node's), but a user error raised by
+    the constructor (a missing model file, say) surfaces as itself instead of inside Hydra's
+    InstantiationException, so the CLI prints it as one line."""
+    import hydra
+    from hydra.errors import InstantiationException
+
+    from reidsort.utils.errors import USER_ERROR_TYPES, ReidsortError
+
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, (ReidsortError, *USER_ERROR_TYPES)):
+            raise cause from None
+        raise
