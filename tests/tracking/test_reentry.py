@@ -54,6 +54,13 @@ def strongsort(**kwargs):
     return StrongSortTracker(**kwargs)
 
 
+def deepocsort(**kwargs):
+    from reidsort.tracking.deepocsort import DeepOcSortTracker
+
+    kwargs = {"max_age": MAX_AGE, "frame_rate": FRAME_RATE, **kwargs}
+    return DeepOcSortTracker(**kwargs)
+
+
 def botsort(**kwargs) -> BotSortTracker:
     kwargs = {"track_buffer": TRACK_BUFFER, "frame_rate": FRAME_RATE, **kwargs}
     return BotSortTracker(**kwargs)
@@ -314,10 +321,12 @@ def streams(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames=streams(), which=st.sampled_from(["deepsort", "botsort", "strongsort"]))
+@given(frames=streams(),
+       which=st.sampled_from(["deepsort", "botsort", "strongsort", "deepocsort"]))
 def test_never_two_live_tracks_with_one_id(frames, which):
-    make = {"deepsort": deepsort, "botsort": botsort, "strongsort": strongsort}[which]
-    extra = {} if which == "botsort" else {"n_init": 2}
+    make = {"deepsort": deepsort, "botsort": botsort, "strongsort": strongsort,
+            "deepocsort": deepocsort}[which]
+    extra = {"deepsort": {"n_init": 2}, "strongsort": {"n_init": 2}}.get(which, {})
     tracker = make(reentry_seconds=1.5, **extra)
     reference = make(**extra)
     ever_seen: set[int] = set()
@@ -372,7 +381,7 @@ def test_synthetic_walkers_return_after_a_gap():
 
 
 # -- configuration -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["deepsort", "botsort", "strongsort"])
+@pytest.mark.parametrize("name", ["deepsort", "botsort", "strongsort", "deepocsort"])
 def test_yaml_gallery_off_by_default_and_source_frame_rate(name):
     from pathlib import Path
     from types import SimpleNamespace
@@ -407,5 +416,19 @@ def test_strongsort_two_returning_people_in_swapped_order_and_reset():
     out = run(tracker, before + [[] for _ in range(12)] + after)
     id_of_a = next(i for i, x in out[5].items() if x < 200)
     assert out[-1] == {3 - id_of_a: 100.0 + 27, id_of_a: 450.0 + 27}
+    tracker.reset()
+    assert len(tracker.reentry) == 0
+
+
+# -- Deep OC-SORT (first report = confirmation) ----------------------------------------------------
+def test_deepocsort_person_returns_gets_old_id_only_with_gallery():
+    frames = leave_and_return()
+    assert ids_at_end(run(deepocsort(), frames)) == {2}
+    tracker = deepocsort(reentry_seconds=2.0)
+    out = run(tracker, frames)
+    assert ids_at_end(out) == {1}
+    assert all(set(f) <= {1} for f in out)  # never shown under a fresh id
+    assert ids_at_end(run(deepocsort(reentry_seconds=2.0), leave_and_return(unit(0), unit(1)))) \
+        == {2}
     tracker.reset()
     assert len(tracker.reentry) == 0

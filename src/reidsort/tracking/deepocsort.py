@@ -65,13 +65,21 @@ import numpy as np
 
 from reidsort.tracking.kalman_sort import VX, VY, X, Y, xyxy_to_xysr
 from reidsort.tracking.ocsort import (
+    _CLASS_ID,
     _FROZEN,
+    _TIME_SINCE_UPDATE,
+    _TRACK_ID,
     AssociationFunction,
     OcSortTracker,
     OutputBox,
     _require,
     _TrackTable,
 )
+from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
+from reidsort.tracking.tracker import OutputColumn
+
+#: Frame rate assumed when none is given (only converts ``reentry_seconds`` to frames).
+REENTRY_DEFAULT_FRAME_RATE: float = 30.0
 
 #: Embeddings are ``(N, D)``: one row per detection.
 EMBEDDING_NDIM: int = 2
@@ -126,6 +134,11 @@ class DeepOcSortTracker(OcSortTracker):
         Ignore embeddings (motion only: OC-SORT plus camera motion). Reference ``--emb_off``.
     aw_off:
         Plain weight ``w_association_emb`` instead of the adaptive one. Reference ``--aw_off``.
+    reentry_seconds, reentry_max_dist, frame_rate:
+        Re-entry gallery (not in the reference; off by default, :mod:`.reentry`): a deleted
+        track that was reported keeps its embedding ``round(reentry_seconds * frame_rate)``
+        frames, and a track reported for the first time takes that id when its embedding is
+        within ``reentry_max_dist`` cosine distance. ``frame_rate`` None: 30.
     """
 
     def __init__(
@@ -144,7 +157,15 @@ class DeepOcSortTracker(OcSortTracker):
         aw_off: bool = False,
         output: OutputBox | str = OutputBox.OBSERVATION,
         per_class: bool = False,
+        reentry_seconds: float | None = None,
+        reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
+        frame_rate: float | None = REENTRY_DEFAULT_FRAME_RATE,
     ) -> None:
+        self.frame_rate = REENTRY_DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
+        self.reentry = ReentryGallery.from_seconds(
+            reentry_seconds, self.frame_rate, reentry_max_dist, class_aware=bool(per_class)
+        )
+        self.reentry_seconds = None if reentry_seconds is None else float(reentry_seconds)
         _require(
             np.isfinite(det_thresh) and det_thresh < 1, f"det_thresh must be < 1, got {det_thresh}"
         )
@@ -179,6 +200,9 @@ class DeepOcSortTracker(OcSortTracker):
         """Forget all tracks (and their embeddings); ids restart at 1."""
         super().reset()
         self._tracks = _EmbeddingTrackTable(self.delta_t)
+        self.reentry.reset()
+        # ids already reported once: only a track's first report can claim a remembered id
+        self._reported_ids: set[int] = set()
         # This frame's unit embeddings (N, D) and which rows are usable; None: no appearance.
         self._features: np.ndarray | None = None
         self._has_feature: np.ndarray | None = None
@@ -315,8 +339,49 @@ class DeepOcSortTracker(OcSortTracker):
         table.embeddings[new_rows[with_feature]] = self._features[det_rows[with_feature]]
         table.has_embedding[new_rows[with_feature]] = True
 
+    # -- helpers -----------------------------------------------------------------------------------
 
-# -- helpers -----------------------------------------------------------------------------------
+    # -- re-entry gallery (reidsort; off by default) ------------------------------------------
+    def _output(self) -> np.ndarray:
+        """OC-SORT's output; with the gallery, tracks about to be deleted (missed more than
+        ``max_age`` frames) are remembered by their embedding first, and a track reported for
+        the first time takes a remembered id when its embedding matches one."""
+        if not self.reentry.enabled:
+            return super()._output()
+        table = self._tracks
+        ints = table.ints
+        dying = np.flatnonzero(ints[:, _TIME_SINCE_UPDATE] > self.max_age)
+        dying = dying[table.has_embedding[dying]]
+        dying = dying[[int(i) in self._reported_ids for i in ints[dying, _TRACK_ID]]]
+        if len(dying):
+            self.reentry.remember(
+                ints[dying, _TRACK_ID],
+                table.embeddings[dying],
+                self.frame_count,
+                ints[dying, _CLASS_ID],
+            )
+        out = super()._output()
+        ids = out[:, OutputColumn.TRACK_ID].astype(np.int64)
+        first = np.array([int(i) not in self._reported_ids for i in ids], dtype=bool)
+        if first.any() and len(self.reentry):
+            rows = np.flatnonzero(np.isin(ints[:, _TRACK_ID], ids[first]))
+            rows = rows[table.has_embedding[rows]]
+            if len(rows):
+                new_ids = ints[rows, _TRACK_ID].copy()
+                old = self.reentry.claim(
+                    table.embeddings[rows],
+                    self.frame_count,
+                    ints[:, _TRACK_ID],
+                    ints[rows, _CLASS_ID],
+                )
+                claimed = old != NO_CLAIM
+                ints[rows[claimed], _TRACK_ID] = old[claimed]
+                for new_id, old_id in zip(new_ids[claimed].tolist(), old[claimed].tolist()):
+                    out[ids == new_id, OutputColumn.TRACK_ID] = old_id
+        self._reported_ids.update(out[:, OutputColumn.TRACK_ID].astype(np.int64).tolist())
+        return out
+
+
 def adaptive_weights(
     similarity: np.ndarray,
     w_association_emb: float,
