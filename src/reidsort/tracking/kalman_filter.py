@@ -44,6 +44,9 @@ STATE_DIM: int = 2 * MEASUREMENT_DIM
 #: Rows of a ``(T, 3, 4)`` covariance block stack.
 POSITION_VARIANCE, CROSS_COVARIANCE, VELOCITY_VARIANCE = 0, 1, 2
 BLOCK_ROWS: int = 3
+#: ``P - K S K^T`` per block row is ``block - (k_i S) k_j`` with gain rows (i, j): (p, p) for the
+#: position variance, (p, v) for the cross-covariance, (v, v) for the velocity variance.
+_BLOCK_GAIN_ROWS = np.array([[0, 0, 1], [0, 1, 1]])
 
 #: Noise standard deviations relative to the box height (nwojke/deep_sort ``KalmanFilter``).
 STD_WEIGHT_POSITION: float = 1.0 / 20
@@ -337,10 +340,11 @@ class KalmanFilterXYAH:
         new_means = means + (gain * residual[:, None, :]).reshape(len(means), STATE_DIM)
         # P - K S K^T per coordinate: [p - (k_p S) k_p, c - (k_p S) k_v, v - (k_v S) k_v].
         gain_s = gain * innovation.variance[:, None, :]
-        new_blocks = blocks.copy()
-        new_blocks[:, POSITION_VARIANCE] -= gain_s[:, 0] * gain[:, 0]
-        new_blocks[:, CROSS_COVARIANCE] -= gain_s[:, 0] * gain[:, 1]
-        new_blocks[:, VELOCITY_VARIANCE] -= gain_s[:, 1] * gain[:, 1]
+        # All three block rows in one expression (gain rows per block row: _BLOCK_GAIN_ROWS).
+        products = gain_s.take(_BLOCK_GAIN_ROWS[0], axis=1)
+        products *= gain.take(_BLOCK_GAIN_ROWS[1], axis=1)
+        new_blocks = blocks.copy()  # in place into a copy: keeps the blocks' dtype, as before
+        new_blocks -= products
         return new_means, new_blocks
 
     def gating_distance(

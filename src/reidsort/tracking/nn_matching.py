@@ -169,15 +169,18 @@ class AppearanceGallery:
         if self.budget is None:
             while int(self._next_position[slots].max()) >= self._samples.shape[1]:
                 self._grow_samples()
-        positions = self._next_position[slots]
+        positions = self._next_position.take(slots)
         self._samples[slots, positions] = embeddings
-        self._squared_norms[slots, positions] = (embeddings * embeddings).sum(axis=1)
+        if self.metric is DistanceMetric.EUCLIDEAN:  # only the Euclidean distance reads them
+            self._squared_norms[slots, positions] = (embeddings * embeddings).sum(axis=1)
         capacity = self._samples.shape[1]
-        if self.budget is None:
-            self._next_position[slots] = positions + 1
-        else:
-            self._next_position[slots] = (positions + 1) % capacity
-        self._count[slots] = np.minimum(self._count[slots] + 1, capacity)
+        positions += 1
+        if self.budget is not None:
+            positions %= capacity
+        self._next_position[slots] = positions
+        counts = self._count.take(slots)
+        counts += 1
+        self._count[slots] = np.minimum(counts, capacity, out=counts)
 
     def repeat_newest(self, slots: np.ndarray) -> None:
         """Store each slot's newest sample once more (deep-sort-realtime compatibility).
@@ -250,33 +253,38 @@ class AppearanceGallery:
         # Padding (-inf) loses every comparison: max for cosine, min of -2x + |a|^2 for Euclidean.
         similarity = np.full((len(pair_rows), capacity), -np.inf, EMBEDDING_DTYPE)
         samples = self._samples
-        per_row = np.count_nonzero(candidate_mask, axis=1)
-        batched = per_row >= BATCHED_MIN_CANDIDATES
-        single = np.arange(len(pair_rows))
-        if np.count_nonzero(batched):
+        slot_list, count_list = slots.tolist(), counts.tolist()
+        # bincount over the row-major pairs: one C call (count_nonzero with an axis is not)
+        per_row = np.bincount(pair_rows, minlength=len(slots))
+        if int(per_row.max()) >= BATCHED_MIN_CANDIDATES:
+            batched = per_row >= BATCHED_MIN_CANDIDATES
             rows = batched.nonzero()[0]
             ends = np.cumsum(per_row).take(rows)
-            for slot, count, start, end in zip(
-                slots.take(rows).tolist(),
-                counts.take(rows).tolist(),
-                (ends - per_row.take(rows)).tolist(),
-                ends.tolist(),
+            for row, start, end in zip(
+                rows.tolist(), (ends - per_row.take(rows)).tolist(), ends.tolist()
             ):
+                count = count_list[row]
                 chunk = (
                     queries
                     if end - start == len(queries)
                     else queries.take(pair_cols[start:end], axis=0)
                 )
-                np.matmul(chunk, samples[slot, :count].T, out=similarity[start:end, :count])
-            single = (~batched).take(pair_rows).nonzero()[0]
-        single_rows = pair_rows.take(single)
-        for pair, slot, count, column in zip(
-            single.tolist(),
-            slots.take(single_rows).tolist(),
-            counts.take(single_rows).tolist(),
-            pair_cols.take(single).tolist(),
-        ):
-            np.dot(samples[slot, :count], queries[column], out=similarity[pair, :count])
+                np.matmul(
+                    chunk, samples[slot_list[row], :count].T, out=similarity[start:end, :count]
+                )
+            single = (~batched).take(pair_rows).nonzero()[0].tolist()
+        else:
+            single = range(len(pair_rows))
+        # Plain Python ints from two tolist() calls: cheaper than a take() per array per pair.
+        pair_row_list, pair_col_list = pair_rows.tolist(), pair_cols.tolist()
+        for pair in single:
+            row = pair_row_list[pair]
+            count = count_list[row]
+            np.dot(
+                samples[slot_list[row], :count],
+                queries[pair_col_list[pair]],
+                out=similarity[pair, :count],
+            )
         if euclidean:
             # Reference order per sample: (-2 a.b + |a|^2) + |b|^2, then the minimum, clipped at
             # 0 (squared units).

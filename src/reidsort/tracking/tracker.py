@@ -481,10 +481,11 @@ class DeepSortTracker:
             self._warn_if_most_dropped(
                 count if valid is None else int(np.count_nonzero(valid)), len(candidates)
             )
-        kept = raw.take(candidates, axis=0)
         if self.nms_max_overlap >= NO_SUPPRESSION_OVERLAP:
-            order = kept[:, 4].argsort()[::-1]  # what the reference NMS returns at 1.0
+            # what the reference NMS returns at 1.0; the rows are gathered once, in this order
+            order = raw[:, 4].take(candidates).argsort()[::-1]
         else:
+            kept = raw.take(candidates, axis=0)
             order = non_max_suppression(
                 xyxy_to_tlwh(kept[:, :4]),
                 self.nms_max_overlap,
@@ -492,7 +493,7 @@ class DeepSortTracker:
                 kept[:, 5] if self.per_class else None,
             )
         selected = candidates.take(order)
-        kept = kept.take(order, axis=0)
+        kept = raw.take(selected, axis=0)
         tlwh = kept[:, :4].copy()
         tlwh[:, 2:] -= kept[:, :2]
         queries = None
