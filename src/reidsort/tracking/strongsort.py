@@ -65,7 +65,6 @@ from reidsort.tracking.detection import (
 from reidsort.tracking.iou_matching import iou_cost_tlwh
 from reidsort.tracking.kalman_filter import (
     BLOCK_ROWS,
-    CHI2_INV_95,
     MEASUREMENT_DIM,
     STATE_DIM,
     KalmanFilterXYAH,
@@ -82,14 +81,14 @@ from reidsort.tracking.linear_assignment import (
 from reidsort.tracking.nms import NO_SUPPRESSION_OVERLAP, non_max_suppression
 from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
 from reidsort.tracking.track import TrackSnapshot, TrackState
-from reidsort.tracking.tracker import OUTPUT_COLUMNS, OutputColumn
+from reidsort.tracking.tracker import (
+    FIRST_TRACK_ID,
+    GATING_THRESHOLD,
+    NO_DETECTION,
+    OUTPUT_COLUMNS,
+    OutputColumn,
+)
 
-#: Kalman gate: chi-square 0.95 quantile for the 4-d measurement (x, y, a, h).
-GATING_THRESHOLD: float = CHI2_INV_95[MEASUREMENT_DIM]
-#: Track ids start here and only increase (MOTChallenge wants positive integers).
-FIRST_TRACK_ID: int = 1
-#: det_index of output rows without a detection (tracks reported while missed).
-NO_DETECTION: int = -1
 #: Input rows with 5 columns (no class) get this class.
 DEFAULT_CLASS_ID: int = 0
 #: Columns of a 5-column input (no class column).
