@@ -67,6 +67,22 @@ def test_sequence_list_seqmap_and_trackeval_tracker_layout(tmp_path):
     assert _run(tmp_path, *common, "task.sequences=MOT17-02-FRCNN")["mot/GT_Dets"] == 12
 
 
+def test_a_task_track_run_dir_is_found_without_a_pattern(tmp_path):
+    # task=track writes <run>/<seq>/<seq>.txt (plus timing, videos, raw files beside them)
+    _write_split(tmp_path / "train")
+    run = tmp_path / "track_run"
+    for seq in LENGTHS:
+        _write_results(tmp_path / "flat")
+        (run / seq).mkdir(parents=True)
+        (tmp_path / "flat" / f"{seq}.txt").rename(run / seq / f"{seq}.txt")
+    metrics = _run(tmp_path, f"results={run}", f"gt_root={tmp_path / 'train'}")
+    assert metrics["mot/FN"] == 2 and metrics["mot/TP"] == 18
+    # an explicit pattern is taken as given: no silent fallback
+    with pytest.raises(ReidsortError, match="no result file"):
+        _run(tmp_path, f"results={run}", f"gt_root={tmp_path / 'train'}",
+             "task.results_pattern='{seq}_tracks.txt'")
+
+
 def test_one_sequence_folder_and_one_result_file(tmp_path):
     _write_split(tmp_path / "train")
     _write_results(tmp_path / "res", missing_frames=(1, 2, 3, 4))

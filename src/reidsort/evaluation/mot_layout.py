@@ -17,6 +17,8 @@ from reidsort.tracking.mot_io import read_seqinfo
 from reidsort.utils.errors import ReidsortError
 
 GT_PATTERN = "{seq}/gt/gt.txt"
+#: The layout of a ``task=track`` run dir, found when the default layout finds nothing.
+TRACK_RUN_RESULTS_PATTERN = "{seq}/{seq}.txt"
 RESULTS_PATTERN = "{seq}.txt"
 #: TrackEval's tracker layout keeps result files in a ``data`` sub-folder.
 TRACKEVAL_RESULTS_SUBFOLDER = "data"
@@ -124,9 +126,13 @@ def result_files(
     if not path.is_dir():
         raise ReidsortError(f"results not found: {path}")
     folder = path
-    if (not any(_pattern_path(path, results_pattern, s).is_file() for s in sequences)
-            and (path / TRACKEVAL_RESULTS_SUBFOLDER).is_dir()):
-        folder = path / TRACKEVAL_RESULTS_SUBFOLDER
+    if not any(_pattern_path(path, results_pattern, s).is_file() for s in sequences):
+        if (path / TRACKEVAL_RESULTS_SUBFOLDER).is_dir():
+            folder = path / TRACKEVAL_RESULTS_SUBFOLDER
+        elif results_pattern == RESULTS_PATTERN and all(
+                _pattern_path(path, TRACK_RUN_RESULTS_PATTERN, s).is_file() for s in sequences):
+            # a task=track run dir: <run>/<seq>/<seq>.txt
+            results_pattern = TRACK_RUN_RESULTS_PATTERN
     files = {seq: _pattern_path(folder, results_pattern, seq) for seq in sequences}
     missing = [seq for seq, file in files.items() if not file.is_file()]
     if missing:
