@@ -7,10 +7,27 @@ file or the complete new one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+#: What ``open()`` asks for before the umask: rw for everyone (0644 under the usual umask 022).
+NEW_FILE_MODE = 0o666
+
+
+@functools.lru_cache(maxsize=1)
+def process_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc), else by
+    setting and restoring it once (cached: later files see the same value)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -30,6 +47,8 @@ def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; a finished file gets the mode a plain open() would give it
+        os.chmod(tmp, NEW_FILE_MODE & ~process_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
