@@ -35,6 +35,17 @@ def user_errors(exit_code: int = 1) -> Iterator[None]:
         if os.environ.get("REIDSORT_TRACEBACK"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("%s", message)
+        _log_to_files(message)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(exit_code)
+
+
+def _log_to_files(message: str) -> None:
+    """Record the error in the run's log files only: the console gets it once, as ``error:``."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    seen: set[int] = set()
+    for logger in (log, logging.getLogger()):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and id(handler) not in seen:
+                seen.add(id(handler))
+                handler.handle(record)
