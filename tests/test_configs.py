@@ -138,3 +138,20 @@ def test_group_equals_null_means_none_of_that_group(tmp_path):
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-1500:]
     assert "Traceback" not in done.stderr
+
+
+def test_onnx_embedder_preprocessing_overrides_need_no_plus(tmp_path):
+    import inspect
+
+    from reidsort.embedders.onnx import OnnxEmbedder
+
+    cfg = compose_config(["task=track", "embedder=onnx", "embedder.input_size=[256,128]",
+                          "embedder.mean=[0.485,0.456,0.406]", "embedder.std=[0.229,0.224,0.225]",
+                          "embedder.channel_order=rgb"], tmp_path)
+    assert list(cfg.embedder.input_size) == [256, 128] and cfg.embedder.channel_order == "rgb"
+    assert list(cfg.embedder.mean) == [0.485, 0.456, 0.406]
+    # every key of the YAML is a constructor argument (null = from the model's metadata)
+    parameters = inspect.signature(OnnxEmbedder).parameters
+    assert set(cfg.embedder) - {"_target_"} <= set(parameters)
+    assert all(parameters[k].default is None for k in ("input_size", "mean", "std",
+                                                      "channel_order"))
