@@ -205,3 +205,9 @@ def test_every_detector_config_composes_and_builds_or_names_what_is_missing(name
         cause = cause.__cause__
     assert isinstance(cause, ReidsortError)
     assert {"yolo_onnx": "model_path", "torchvision": "weights_path", "coco": "annotations"}[name] in str(cause)
+
+
+def test_hog_on_a_frame_smaller_than_its_window_finds_nobody_instead_of_crashing():
+    detector = HogDetector()
+    for height, width in ((48, 64), (127, 400), (300, 63)):
+        assert len(detector.detect_images([np.zeros((height, width, 3), np.uint8)])[0].xyxy) == 0

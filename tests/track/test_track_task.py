@@ -169,3 +169,21 @@ def test_reporting_missed_tracks_writes_their_predicted_boxes(tmp_path, tracker)
     missed = [line for line in lines if line.startswith("6,")]
     assert len(missed) == 1 and missed[0].split(",")[6] == "-1.00"
     assert float(missed[0].split(",")[2]) == pytest.approx(22, abs=1.5)  # predicted x
+
+
+def test_an_unreadable_video_in_a_folder_is_skipped_and_the_rest_tracked(tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_video(folder / "a_good.mp4", frames=4, size_wh=(160, 256))  # HOG needs >= 64x128
+    (folder / "b_broken.mp4").write_bytes(b"not a video at all")
+    write_video(folder / "c_good.mp4", frames=3, size_wh=(160, 256))
+    with pytest.raises(ReidsortError, match=r"1 unreadable video\(s\) skipped, the other 2 .*"
+                                            r"b_broken\.mp4"):
+        track(_config(tmp_path, f"source={folder}", "detector=hog", "embedder=none",
+                      "task.video=false"))
+    # every readable video was tracked and written before the error
+    assert (tmp_path / "run" / "a_good" / "a_good.txt").is_file()
+    assert (tmp_path / "run" / "c_good" / "c_good.txt").is_file()
+    # a broken video named directly still fails at once
+    with pytest.raises(ReidsortError, match="b_broken"):
+        track(_config(tmp_path, f"source={folder / 'b_broken.mp4'}", "embedder=none"))

@@ -64,6 +64,10 @@ class HogDetector(PixelDetector):
         if self.upscale != 1.0:
             work = cv2.resize(image, None, fx=self.upscale, fy=self.upscale,
                               interpolation=cv2.INTER_LINEAR)
+        window_w, window_h = self.hog.winSize
+        if work.shape[0] < window_h or work.shape[1] < window_w:
+            # no person window fits (OpenCV's detectMultiScale crashes the process on such frames)
+            return Detections.empty()
         rects, weights = self.hog.detectMultiScale(
             work, hitThreshold=self.hit_threshold, winStride=self.win_stride,
             padding=self.padding, scale=self.scale,

@@ -70,10 +70,12 @@ def run_options(task: DictConfig) -> RunOptions:
     )
 
 
-def _sources(cfg: DictConfig) -> tuple[list[Source], bool]:
-    """The sources to track and whether they are the built-in synthetic sequence."""
+def _sources(cfg: DictConfig, skipped: list[str]) -> tuple[list[Source], bool]:
+    """The sources to track and whether they are the built-in synthetic sequence
+    (unreadable videos inside source folders are appended to ``skipped``)."""
     if cfg.task.source is not None:
-        return resolve_sources(cfg.task.source, float(cfg.task.image_frame_rate)), False
+        return resolve_sources(cfg.task.source, float(cfg.task.image_frame_rate),
+                               skipped), False
     root = ensure_synthetic_mot(cfg.paths.data_dir, **to_plain(cfg.task.synthetic))
     print(f"no source given: tracking the built-in synthetic sequence {root}", flush=True)
     return [MotSequenceSource(root)], True
@@ -274,7 +276,8 @@ def track(cfg: DictConfig) -> dict[str, float]:
     if options.display:
         check_display_available()
     _set_torch_threads(cfg)
-    sources, synthetic = _sources(cfg)
+    skipped_sources: list[str] = []
+    sources, synthetic = _sources(cfg, skipped_sources)
     scored = any(s.info.gt_path is not None for s in sources) and bool(cfg.task.evaluate)
     variants = _variants(cfg, synthetic, scored)
     output_dir = Path(cfg.paths.output_dir)
@@ -311,5 +314,10 @@ def track(cfg: DictConfig) -> dict[str, float]:
         print(table, end="", flush=True)
     if not comparison:
         _no_score(cfg)
+    if skipped_sources:
+        # everything readable is tracked and written; the exit code still says what was not
+        raise ReidsortError(
+            f"{len(skipped_sources)} unreadable video(s) skipped, the other {len(sources)} "
+            f"source(s) tracked: {'; '.join(skipped_sources)}")
     return metrics
 

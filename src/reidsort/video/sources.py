@@ -346,8 +346,11 @@ def _is_webcam_index(item: object) -> bool:
     return isinstance(item, str) and item.strip().isdigit() and not Path(item).exists()
 
 
-def _entries_of_folder(folder: Path, image_frame_rate: float) -> list[Source]:
-    """The sources a folder holds: itself (a sequence or image folder) or its entries."""
+def _entries_of_folder(folder: Path, image_frame_rate: float,
+                       skipped: list[str] | None = None) -> list[Source]:
+    """The sources a folder holds: itself (a sequence or image folder) or its entries. With a
+    ``skipped`` list, a video of the folder that cannot be opened is skipped with a warning and
+    its error appended, so one bad file does not stop the good ones."""
     if (folder / SEQINFO).is_file():
         return [MotSequenceSource(folder)]
     if list_images(folder):
@@ -358,9 +361,18 @@ def _entries_of_folder(folder: Path, image_frame_rate: float) -> list[Source]:
         if child.name.startswith("."):
             continue
         if child.is_dir() and ((child / SEQINFO).is_file() or list_images(child)):
-            sources.extend(_entries_of_folder(child, image_frame_rate))
+            sources.extend(_entries_of_folder(child, image_frame_rate, skipped))
         elif child.is_file() and child.suffix.lower() in VIDEO_EXTENSIONS:
-            sources.append(VideoFileSource(child))
+            try:
+                sources.append(VideoFileSource(child))
+            except ReidsortError as error:
+                if skipped is None:
+                    raise
+                log.warning("skipping %s", error)
+                skipped.append(str(error))
+    if not sources and skipped:
+        raise ReidsortError(f"{folder}: no readable source ({len(skipped)} unreadable video(s), "
+                            f"first: {skipped[0]})")
     if not sources:
         raise ReidsortError(
             f"{folder} holds no frames, no MOT sequence (seqinfo.ini) and no video: "
@@ -369,17 +381,19 @@ def _entries_of_folder(folder: Path, image_frame_rate: float) -> list[Source]:
     return sources
 
 
-def open_source(item: object, image_frame_rate: float = DEFAULT_FRAME_RATE) -> list[Source]:
+def open_source(item: object, image_frame_rate: float = DEFAULT_FRAME_RATE,
+                skipped: list[str] | None = None) -> list[Source]:
     """The source(s) one ``source=`` entry names (a folder of sequences gives several).
 
-    ``image_frame_rate`` is the frame rate of image folders, which carry none."""
+    ``image_frame_rate`` is the frame rate of image folders, which carry none; ``skipped``: see
+    :func:`_entries_of_folder` (a video named directly still fails)."""
     if _is_webcam_index(item):
         return [WebcamSource(int(item))]  # type: ignore[arg-type]
     path = Path(str(item)).expanduser()
     if not path.exists():
         raise ReidsortError(f"source not found: {path}")
     if path.is_dir():
-        return _entries_of_folder(path, image_frame_rate)
+        return _entries_of_folder(path, image_frame_rate, skipped)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         raise ReidsortError(
             f"source {path} is a single image; pass its folder to track a sequence of images"
@@ -387,12 +401,15 @@ def open_source(item: object, image_frame_rate: float = DEFAULT_FRAME_RATE) -> l
     return [VideoFileSource(path)]
 
 
-def resolve_sources(spec: object, image_frame_rate: float = DEFAULT_FRAME_RATE) -> list[Source]:
-    """All sources of a ``source=`` value (None, one entry or a list), with unique names."""
+def resolve_sources(spec: object, image_frame_rate: float = DEFAULT_FRAME_RATE,
+                    skipped: list[str] | None = None) -> list[Source]:
+    """All sources of a ``source=`` value (None, one entry or a list), with unique names
+    (``skipped``: unreadable videos inside folders are listed there instead of failing)."""
     if spec is None:
         return []
     items = list(spec) if isinstance(spec, (list, tuple, ListConfig)) else [spec]
-    sources = [source for item in items for source in open_source(item, image_frame_rate)]
+    sources = [source for item in items
+               for source in open_source(item, image_frame_rate, skipped)]
     seen: dict[str, int] = {}
     for source in sources:
         base = source.name
