@@ -1,10 +1,18 @@
-"""Annotated video output: OpenCV's ``mp4v`` writer into a temporary file, renamed when complete."""
+"""Annotated video output: OpenCV's writer into a temporary file, renamed when complete.
+
+``codec="auto"`` (the default of ``task=track``) writes H.264 (``avc1``: browsers and notebooks
+play it) when this OpenCV build can encode it, and MPEG-4 Part 2 (``mp4v``, every build; most
+desktop players, not browsers) otherwise, saying so once per process.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +23,65 @@ import numpy as np
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.io import atomic_output
 
+log = logging.getLogger(__name__)
+
 #: MPEG-4 Part 2: encoded by every OpenCV build (no licensed H.264 encoder needed), played by
 #: common players.
 DEFAULT_CODEC = "mp4v"
+#: ``codec="auto"`` tries these in order.
+AUTO_CODEC = "auto"
+AUTO_CODECS: tuple[str, ...] = ("avc1", DEFAULT_CODEC)
+_noted_fallback = False
+
+
+@functools.lru_cache(maxsize=1)
+def _encodable_codecs() -> tuple[str, ...]:
+    """The ``AUTO_CODECS`` this OpenCV build can encode to .mp4, probed once per process on a
+    throw-away file with the C-level stderr muted (OpenCV and FFmpeg print several error lines
+    for a missing encoder, which would look like a failure of the run)."""
+    found = []
+    with tempfile.TemporaryDirectory() as folder, _muted_stderr():
+        for candidate in AUTO_CODECS:
+            writer = cv2.VideoWriter(str(Path(folder) / f"probe_{candidate}.mp4"),
+                                     cv2.VideoWriter_fourcc(*candidate), 10.0, (64, 64))
+            if writer.isOpened():
+                found.append(candidate)
+            writer.release()
+    return tuple(found)
+
+
+@contextlib.contextmanager
+def _muted_stderr() -> Iterator[None]:
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (some embedded interpreters): nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _open_writer(path: Path, codec: str, frame_rate: float, size_wh: tuple[int, int]):
+    """An opened ``cv2.VideoWriter`` and the codec it uses (``auto``: the first that opens)."""
+    global _noted_fallback
+    candidates = (_encodable_codecs() or (DEFAULT_CODEC,)) if codec == AUTO_CODEC else (codec,)
+    for candidate in candidates:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*candidate),
+                                 float(frame_rate), size_wh)
+        if writer.isOpened():
+            if codec == AUTO_CODEC and candidate != AUTO_CODECS[0] and not _noted_fallback:
+                _noted_fallback = True
+                log.info("this OpenCV build has no H.264 (avc1) encoder: videos are %s "
+                         "(MPEG-4 Part 2; browsers do not play it)", candidate)
+            return writer, candidate
+        writer.release()
+    raise ReidsortError(
+        f"OpenCV cannot write {codec} video to {path} (no encoder for this codec/format)")
 
 
 class VideoSink:
@@ -84,18 +148,18 @@ def video_writer(path: str | os.PathLike, frame_rate: float, size_wh: tuple[int,
     An exception (or Ctrl-C) inside the block deletes the partial video instead.
     ``queue_size > 0`` encodes in a writer thread (see :class:`VideoSink`).
     """
-    if len(codec) != 4:
-        raise ReidsortError(f"video codec must be a FourCC of 4 characters, got {codec!r}")
+    if codec != AUTO_CODEC and len(codec) != 4:
+        raise ReidsortError(
+            f"video codec must be a FourCC of 4 characters or auto, got {codec!r}")
     width, height = (int(v) for v in size_wh)
     if width < 1 or height < 1:
         raise ReidsortError(f"video size must be positive, got {width}x{height}")
     with atomic_output(Path(path)) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), float(frame_rate),
-                                 (width, height))
-        if not writer.isOpened():
-            raise ReidsortError(
-                f"OpenCV cannot write {codec} video to {path} (no encoder for this codec/format)"
-            )
+        try:
+            writer, _ = _open_writer(tmp, codec, frame_rate, (width, height))
+        except ReidsortError:
+            raise ReidsortError(f"OpenCV cannot write {codec} video to {path} (no encoder for "
+                                "this codec/format)") from None
         sink = VideoSink(writer, (width, height), queue_size)
         try:
             yield sink
