@@ -289,3 +289,23 @@ def test_mini_mars_training_improves_val_map(shared_data, tmp_path):
     after = json.loads((record_dir / "rank0_epoch2.json").read_text())
     assert after["val/mAP"] > before["val/mAP"] + 0.03, (before, after)
     assert after["val/mINP"] > before["val/mINP"], (before, after)
+
+
+def test_checkpoints_keep_the_best_and_the_last_epoch_without_copies(make_config):
+    import os
+
+    cfg = make_config([*TINY_TRAIN, "trainer.max_epochs=3"])
+    metrics = train(cfg)
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    files = sorted(p.name for p in folder.glob("*.ckpt"))
+    best = int(metrics["val/best_epoch"])  # 1-based
+    last = folder / "last.ckpt"
+    assert torch.load(last, map_location="cpu")["epoch"] == 2  # the last epoch, always
+    epoch_files = [name for name in files if name != "last.ckpt"]
+    assert epoch_files == [f"epoch_{best - 1:03d}.ckpt"]  # only the best
+    if best == 3:  # the last epoch is the best: last.ckpt is a link, not a second copy
+        assert last.is_symlink() and os.readlink(last) == epoch_files[0]
+    else:
+        assert not last.is_symlink()
+    # never a dangling link, never the best overwritten through a link
+    assert torch.load(folder / epoch_files[0], map_location="cpu")["epoch"] == best - 1

@@ -1,13 +1,16 @@
-"""Callbacks: a training-curves PNG rewritten after every epoch, a one-line epoch summary."""
+"""Callbacks: a training-curves PNG rewritten after every epoch, a one-line epoch summary, and
+checkpointing that keeps the best and the last epoch without storing one twice."""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reidsort.utils.io import atomic_output
 
@@ -118,3 +121,52 @@ class TrainingCurves(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {k: [(int(e), float(v)) for e, v in pts]
                         for k, pts in state_dict.get("history", {}).items()}
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that never stores one epoch twice: when the epoch that
+    just ended is also the best so far, ``last.ckpt`` becomes a (relative) link to its file
+    instead of a second ~135 MB copy; otherwise ``last.ckpt`` is a file of its own, as usual.
+
+    ``last.ckpt`` is refreshed after every validation, which Lightning 2.6 only does when a top-k
+    checkpoint was saved in that step. (Its own ``save_last="link"`` links to the newest *saved*
+    checkpoint even when the last epoch was not saved, so ``last.ckpt`` would no longer be the
+    last epoch and a resumed run would restart from an older one.)
+    """
+
+    # Lightning 2.6 refreshes last.ckpt only in steps where a top-k checkpoint was saved, so
+    # after an epoch that is not among the best last.ckpt would still be an older epoch (and a
+    # resumed run would go back in time): refresh it wherever this callback saves.
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer) and \
+            self._should_save_on_train_epoch_end(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        self._refresh_last(trainer, due)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer) and \
+            not self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        self._refresh_last(trainer, due)
+
+    def _refresh_last(self, trainer, due: bool) -> None:
+        if due and self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer, monitor_candidates) -> None:
+        if not self.save_last:
+            return
+        best_saved_now = (
+            bool(self._last_checkpoint_saved)
+            and self._last_global_step_saved == trainer.global_step
+            and self._last_checkpoint_saved == self.best_model_path
+        )
+        last_path = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        if not best_saved_now and os.path.islink(last_path) and trainer.is_global_zero:
+            # a link to an older best: writing through it would overwrite that checkpoint
+            os.remove(last_path)
+        mode, self.save_last = self.save_last, ("link" if best_saved_now else True)
+        try:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+        finally:
+            self.save_last = mode

@@ -84,7 +84,7 @@ def _without_validation(callbacks: DictConfig | None) -> DictConfig | None:
             log.warning("callbacks.%s left out: there is no validation split to monitor "
                         "(set data.val_identities)", name)
             continue
-        if target.endswith("ModelCheckpoint") and node.get("monitor"):
+        if target.endswith(("ModelCheckpoint", "BestAndLastCheckpoint")) and node.get("monitor"):
             node = {**node, "monitor": None, "save_top_k": 0, "save_last": True}
         kept[name] = node
     return OmegaConf.create(kept)
