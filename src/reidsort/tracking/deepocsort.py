@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reidsort.tracking.kalman_sort import VX, VY, X, Y, xyxy_to_xysr
+from reidsort.tracking.kalman_sort import VX, VY, X, Y
 from reidsort.tracking.ocsort import (
     _CLASS_ID,
     _FROZEN,
@@ -221,7 +221,8 @@ class DeepOcSortTracker(OcSortTracker):
         ``trust = (score - det_thresh) / (1 - det_thresh)``, clipped to ``[0, 1]``."""
         trust = (np.asarray(scores, dtype=np.float64) - self.det_thresh) / (1.0 - self.det_thresh)
         alpha = self.alpha_fixed_emb + (1.0 - self.alpha_fixed_emb) * (1.0 - trust)
-        return np.clip(alpha, 0.0, 1.0)
+        # np.clip's result, without its dispatch overhead (alpha is never -0.0)
+        return np.minimum(np.maximum(alpha, 0.0), 1.0)
 
     # -- hooks into OcSortTracker.update ---------------------------------------------------------
     def _parse(self, dets, embeddings) -> tuple[np.ndarray, np.ndarray]:
@@ -244,10 +245,13 @@ class DeepOcSortTracker(OcSortTracker):
                 "call reset() between sequences of different embedders"
             )
         with np.errstate(invalid="ignore", over="ignore"):
-            norms = np.linalg.norm(features, axis=1)
+            norms = _row_norms(features)
         usable = np.isfinite(norms) & (norms > 0) & valid
-        features = np.where(usable[:, None], features, 0.0)
-        features[usable] /= norms[usable, None]
+        if usable.all():
+            features = features / norms[:, None]
+        else:
+            features = np.where(usable[:, None], features, 0.0)
+            features[usable] /= norms[usable, None]
         self._features, self._has_feature = features, usable
         return raw, valid
 
@@ -290,7 +294,8 @@ class DeepOcSortTracker(OcSortTracker):
         if not usable.any():
             return None
         similarity = table.embeddings @ self._features[det_rows].T
-        similarity[~usable] = 0.0
+        if not usable.all():
+            similarity[~usable] = 0.0
         if self.aw_off:
             return similarity * self.w_association_emb
         if feasible is not None:
@@ -304,29 +309,37 @@ class DeepOcSortTracker(OcSortTracker):
         det_rows: np.ndarray,
         raw: np.ndarray,
         previous_xyxy: np.ndarray,
-    ) -> None:
-        super()._apply_matches(track_rows, det_rows, raw, previous_xyxy)
+    ) -> np.ndarray:
+        measurements = super()._apply_matches(track_rows, det_rows, raw, previous_xyxy)
         if len(track_rows) == 0:
-            return
-        self._tracks.last_measurement_xysr[track_rows] = xyxy_to_xysr(raw[det_rows, :4])
-        if self._features is None:
-            return
-        with_feature = self._has_feature[det_rows]
-        rows, dets = track_rows[with_feature], det_rows[with_feature]
-        if len(rows) == 0:
-            return
+            return measurements
         table = self._tracks
+        table.last_measurement_xysr[track_rows] = measurements
+        if self._features is None:
+            return measurements
+        with_feature = self._has_feature[det_rows]
+        if with_feature.all():
+            rows, dets = track_rows, det_rows
+        else:
+            rows, dets = track_rows[with_feature], det_rows[with_feature]
+            if len(rows) == 0:
+                return measurements
         features = self._features[dets]
         alpha = self.dynamic_alpha(raw[dets, 4])[:, None]
-        blended = alpha * table.embeddings[rows] + (1.0 - alpha) * features
-        norms = np.linalg.norm(blended, axis=1)
+        blended = table.embeddings[rows]
+        blended *= alpha
+        blended += (1.0 - alpha) * features
+        norms = _row_norms(blended)
         # A track's first embedding is taken as it is; a blend that cancels out (only possible
         # for opposite embeddings with alpha near 1/2) falls back to the detection's.
         replace = ~table.has_embedding[rows] | ~(norms > 0)
-        blended[replace] = features[replace]
-        norms[replace] = 1.0
-        table.embeddings[rows] = blended / norms[:, None]
+        if replace.any():
+            blended[replace] = features[replace]
+            norms[replace] = 1.0
+        blended /= norms[:, None]
+        table.embeddings[rows] = blended
         table.has_embedding[rows] = True
+        return measurements
 
     def _initiate(self, det_rows: np.ndarray, raw: np.ndarray) -> None:
         first = len(self._tracks)
@@ -396,9 +409,10 @@ def adaptive_weights(
     ``usable`` masks the entries that may be candidates (all by default).
     """
     similarity = np.asarray(similarity, dtype=np.float64)
-    if usable is None:
-        usable = np.ones(similarity.shape, dtype=bool)
-    candidates = np.where(usable, similarity, _EXCLUDED)
+    if usable is None or np.all(usable):
+        candidates = similarity  # _top_gap does not write to it
+    else:
+        candidates = np.where(usable, similarity, _EXCLUDED)
     gap_track = _top_gap(candidates, axis=1, max_gap=max_gap)
     gap_det = _top_gap(candidates, axis=0, max_gap=max_gap)
     return w_association_emb + gap_track[:, None] / 2.0 + gap_det[None, :] / 2.0
@@ -406,15 +420,25 @@ def adaptive_weights(
 
 def _top_gap(candidates: np.ndarray, axis: int, max_gap: float) -> np.ndarray:
     """``min(top1 - top2, max_gap)`` along ``axis``; 0 where fewer than two candidates."""
-    other = 1 - axis
     if candidates.shape[axis] < 2:
-        return np.zeros(candidates.shape[other])
-    top_two = -np.partition(-candidates, 1, axis=axis).take([0, 1], axis=axis)
-    first, second = np.moveaxis(top_two, axis, 0)
-    with np.errstate(invalid="ignore"):
-        gap = first - second
-    gap[~np.isfinite(gap)] = 0.0  # second (or both) excluded
-    return np.minimum(gap, max_gap)
+        return np.zeros(candidates.shape[1 - axis])
+    # Ascending sort of the negated values: the same top two as a partition (NaN last), and
+    # cheaper for the few rows / columns of a frame.
+    ordered = np.sort(-candidates, axis=axis)
+    if axis == 0:
+        first, second = ordered[0], ordered[1]
+    else:
+        first, second = ordered[:, 0], ordered[:, 1]
+    gap = np.zeros(len(first))
+    # second (or both) excluded: the gap stays 0 (-inf - -inf is never evaluated)
+    np.subtract(second, first, out=gap, where=np.isfinite(second))
+    gap[~np.isfinite(gap)] = 0.0
+    return np.minimum(gap, max_gap, out=gap)
+
+
+def _row_norms(rows: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(rows, axis=1)`` for real rows (the same sum, without its dispatch)."""
+    return np.sqrt(np.add.reduce(rows * rows, axis=1))
 
 
 def _warp_centre(

@@ -129,10 +129,12 @@ class KalmanFilterXYSR:
         predicts a non-positive area. The reference does this in ``KalmanBoxTracker.predict``
         only, not in the raw filter step that OC-SORT's re-update replay calls, hence the flag.
         """
-        means = np.array(means, dtype=np.float64, copy=True)
+        means = np.asarray(means, dtype=np.float64)
         if clamp_area_velocity and len(means):
             shrinking = means[:, AREA] + means[:, VAREA] <= 0
-            means[shrinking, VAREA] *= 0.0  # the reference's `*= 0.0` (keeps NaN as NaN)
+            if shrinking.any():
+                means = means.copy()
+                means[shrinking, VAREA] *= 0.0  # the reference's `*= 0.0` (keeps NaN as NaN)
         new_means = means @ self.motion_matrix.T
         new_covariances = self.motion_matrix @ covariances @ self.motion_matrix.T
         new_covariances += self.process_covariance

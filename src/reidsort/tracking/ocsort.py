@@ -45,7 +45,7 @@ from enum import Enum
 
 import numpy as np
 
-from reidsort.tracking.detection import invalid_box_mask, xyxy_to_tlwh
+from reidsort.tracking.detection import xyxy_to_tlwh
 from reidsort.tracking.iou_matching import iou_tlwh
 from reidsort.tracking.kalman_sort import (
     STATE_DIM,
@@ -92,6 +92,9 @@ _INT_FIELDS = 7
 # (reference KalmanFilterNew ``observed`` and ``attr_saved is not None``).
 _HAS_OBSERVATION, _OBSERVED, _FROZEN = range(3)
 _FLAG_FIELDS = 3
+#: The flags of a track matched this frame: observed, not frozen.
+_MATCHED_FLAGS = np.zeros(_FLAG_FIELDS, dtype=bool)
+_MATCHED_FLAGS[[_HAS_OBSERVATION, _OBSERVED]] = True
 
 _OUT_BOX = slice(int(OutputColumn.X1), int(OutputColumn.Y2) + 1)
 _OUT_TRACK_ID, _OUT_SCORE, _OUT_CLASS_ID, _OUT_DETECTION_INDEX = (
@@ -291,29 +294,28 @@ class OcSortTracker:
         previous_xyxy = self._previous_observations()
         has_observation = table.flags[:, _HAS_OBSERVATION]
         det_xyxy = raw[:, :4]
-        det_classes = raw[:, 5].astype(np.int64)
+        det_classes = raw[:, 5].astype(np.int64) if self.per_class else None
 
         # 1. High-score detections x predicted boxes, IoU + momentum.
-        all_tracks = np.arange(len(table))
-        iou = self._iou(predicted_xyxy, det_xyxy[high])
-        similarity = iou + self._momentum(
-            previous_xyxy, has_observation, det_xyxy[high], scores[high]
-        )
-        feasible = self._feasible(all_tracks, det_classes[high])
+        high_xyxy = det_xyxy[high]
+        iou = self._iou(predicted_xyxy, high_xyxy)
+        similarity = self._momentum(previous_xyxy, has_observation, high_xyxy, scores[high])
+        similarity += iou  # iou + momentum: the sum commutes exactly
+        feasible = self._feasible(np.arange(len(table)), det_classes, high)
         appearance = self._appearance_similarity(high, feasible)
         if appearance is not None:
             similarity += appearance
         matches, unmatched_high, unmatched_tracks = self._assign(
             iou, similarity, feasible, shortcut=True
         )
-        track_rows = [int(all_tracks[t]) for t, _ in matches]
-        det_rows = [int(high[d]) for _, d in matches]
+        track_rows = [t for t, _ in matches]  # local track indices are the table rows here
+        det_rows = high[[d for _, d in matches]].tolist()
 
         # 2. BYTE: remaining tracks' predicted boxes x low-score detections.
         if len(low) and unmatched_tracks:
             candidates = np.array(unmatched_tracks)
             iou = self._iou(predicted_xyxy[candidates], det_xyxy[low])
-            feasible = self._feasible(candidates, det_classes[low])
+            feasible = self._feasible(candidates, det_classes, low)
             if self._any_above_threshold(iou, feasible):
                 matches, _, _ = self._assign(iou, iou, feasible, shortcut=False)
                 matched = {t for t, _ in matches}
@@ -329,7 +331,7 @@ class OcSortTracker:
             remaining = high[np.array(unmatched_high)]
             iou = self._iou(table.last_xyxy[candidates], det_xyxy[remaining])
             iou[~has_observation[candidates]] = 0.0  # the reference's placeholder box
-            feasible = self._feasible(candidates, det_classes[remaining])
+            feasible = self._feasible(candidates, det_classes, remaining)
             if self._any_above_threshold(iou, feasible):
                 matches, _, _ = self._assign(iou, iou, feasible, shortcut=False)
                 matched_tracks = {t for t, _ in matches}
@@ -374,8 +376,9 @@ class OcSortTracker:
             raise ValueError(
                 f"embeddings must have one row per detection ({len(raw)}), got {len(embeddings)}"
             )
-        valid = ~invalid_box_mask(xyxy_to_tlwh(raw[:, :4]), raw[:, 4])
-        valid &= np.isfinite(raw[:, 5])
+        # detection.invalid_box_mask's rule (finite box, score and class; width, height > 0)
+        wh = raw[:, 2:4] - raw[:, :2]
+        valid = np.isfinite(raw).all(axis=1) & np.isfinite(wh).all(axis=1) & (wh > 0).all(axis=1)
         if not valid.all():
             raw = raw.copy()
             raw[~valid] = 0.0  # never reaches a computation; keeps the arrays NaN-free
@@ -474,7 +477,8 @@ class OcSortTracker:
         dy *= table.velocity[:, 0, None]
         cosine = np.add(dx, dy, out=dx)
         cosine /= norm
-        np.clip(cosine, -1.0, 1.0, out=cosine)
+        # np.clip(cosine, -1, 1) without np.clip's dispatch overhead (the same values)
+        np.maximum(np.minimum(cosine, 1.0, out=cosine), -1.0, out=cosine)
         bonus = (np.pi / 2.0 - np.abs(np.arccos(cosine))) / np.pi
         bonus *= self.inertia * has_observation[:, None]
         bonus *= det_scores[None, :]
@@ -492,12 +496,15 @@ class OcSortTracker:
         """
         return None
 
-    def _feasible(self, track_rows: np.ndarray, det_classes: np.ndarray) -> np.ndarray | None:
-        """Class-compatibility mask ``(T, N)`` with ``per_class``, else None (all feasible)."""
+    def _feasible(
+        self, track_rows: np.ndarray, det_classes: np.ndarray | None, det_rows: np.ndarray
+    ) -> np.ndarray | None:
+        """Class-compatibility mask ``(T, N)`` of ``track_rows`` x ``det_rows`` with
+        ``per_class`` (``det_classes``: all the frame's classes), else None (all feasible)."""
         if not self.per_class:
             return None
         classes = self._tracks.ints[track_rows, _CLASS_ID]
-        return classes[:, None] == det_classes[None, :]
+        return classes[:, None] == det_classes[None, det_rows]
 
     def _any_above_threshold(self, iou: np.ndarray, feasible: np.ndarray | None) -> bool:
         """The reference only solves a stage when some IoU exceeds the threshold."""
@@ -570,9 +577,10 @@ class OcSortTracker:
         det_rows: np.ndarray,
         raw: np.ndarray,
         previous_xyxy: np.ndarray,
-    ) -> None:
+    ) -> np.ndarray:
+        """Correct the matched tracks; returns their ``xysr`` measurements (for subclasses)."""
         if len(track_rows) == 0:
-            return
+            return np.zeros((0, 4))
         table = self._tracks
         boxes = raw[det_rows, :4]
         measurements = xyxy_to_xysr(boxes)
@@ -584,7 +592,9 @@ class OcSortTracker:
         # Direction from the momentum's reference observation (``previous_xyxy``, taken before
         # this frame's observations are stored, as in the reference's update()) to the new one.
         with_history = flags[:, _HAS_OBSERVATION]
-        if with_history.any():
+        if with_history.all():
+            table.velocity[track_rows] = _direction(previous_xyxy[track_rows], boxes)
+        elif with_history.any():
             rows = track_rows[with_history]
             table.velocity[rows] = _direction(previous_xyxy[rows], boxes[with_history])
 
@@ -603,10 +613,8 @@ class OcSortTracker:
         ints[:, _DETECTION_INDEX] = det_rows
         table.ints[track_rows] = ints
         table.scores[track_rows] = raw[det_rows, 4]
-        flags[:, _HAS_OBSERVATION] = True
-        flags[:, _OBSERVED] = True
-        flags[:, _FROZEN] = False
-        table.flags[track_rows] = flags
+        table.flags[track_rows] = _MATCHED_FLAGS
+        return measurements
 
     def _replay(self, rows: np.ndarray, new_xysr: np.ndarray) -> None:
         """ORU: restore the frozen filters of ``rows`` and replay the virtual trajectory.
@@ -632,15 +640,22 @@ class OcSortTracker:
         step_wh = (end_wh - start_wh) / gaps[:, None]
         means = table.saved_means[rows]
         covariances = table.saved_covariances[rows]
-        replaying = np.searchsorted(-gaps, -np.arange(1, int(gaps[0]) + 2), side="right")
+        longest = int(gaps[0])
+        replaying = np.searchsorted(-gaps, -np.arange(1, longest + 2), side="right")
         # replaying[i] = number of rows with gap >= i + 1 (i.e. g > i), a non-increasing count.
-        for i in range(int(gaps[0])):
+        # All virtual boxes at once, (steps, rows, 4): the same per-step arithmetic, batched.
+        # (Steps past a row's own gap are computed too, never used: hence the errstate.)
+        steps = np.arange(1, longest + 1, dtype=np.float64)[:, None, None]
+        centre = start[None, :, :2] + steps * step_centre[None]
+        wh = start_wh[None] + steps * step_wh[None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aspect = wh[..., 0] / wh[..., 1]
+        virtual = np.concatenate(
+            [centre, (wh[..., 0] * wh[..., 1])[..., None], aspect[..., None]], -1
+        )
+        for i in range(longest):
             n = replaying[i]
-            k = i + 1
-            centre = start[:n, :2] + k * step_centre[:n]
-            wh = start_wh[:n] + k * step_wh[:n]
-            virtual = np.column_stack([centre, wh[:, 0] * wh[:, 1], wh[:, 0] / wh[:, 1]])
-            means[:n], covariances[:n] = self.kf.update(means[:n], covariances[:n], virtual)
+            means[:n], covariances[:n] = self.kf.update(means[:n], covariances[:n], virtual[i, :n])
             m = replaying[i + 1]
             if m:
                 means[:m], covariances[:m] = self.kf.predict(
@@ -660,10 +675,11 @@ class OcSortTracker:
             return
         table = self._tracks
         freeze = rows[table.flags[rows, _OBSERVED]]
-        table.saved_means[freeze] = table.means[freeze]
-        table.saved_covariances[freeze] = table.covariances[freeze]
-        table.flags[freeze, _FROZEN] = True
-        table.flags[rows, _OBSERVED] = False
+        if len(freeze):
+            table.saved_means[freeze] = table.means[freeze]
+            table.saved_covariances[freeze] = table.covariances[freeze]
+            table.flags[freeze, _FROZEN] = True
+            table.flags[freeze, _OBSERVED] = False
 
     def _initiate(self, det_rows: np.ndarray, raw: np.ndarray) -> None:
         count = len(det_rows)
@@ -702,11 +718,16 @@ class OcSortTracker:
         out = np.empty((len(rows), OUTPUT_COLUMNS))
         if len(rows) == 0:
             return out
-        boxes = xysr_to_xyxy(table.means[rows, :4])
         if self.output is OutputBox.OBSERVATION:
             observed = table.flags[rows, _HAS_OBSERVATION]
-            boxes[observed] = table.last_xyxy[rows[observed]]
-        out[:, _OUT_BOX] = boxes
+            if observed.all():
+                out[:, _OUT_BOX] = table.last_xyxy[rows]
+            else:
+                boxes = xysr_to_xyxy(table.means[rows, :4])
+                boxes[observed] = table.last_xyxy[rows[observed]]
+                out[:, _OUT_BOX] = boxes
+        else:
+            out[:, _OUT_BOX] = xysr_to_xyxy(table.means[rows, :4])
         out[:, _OUT_TRACK_ID] = ints[rows, _TRACK_ID]
         out[:, _OUT_SCORE] = table.scores[rows]
         out[:, _OUT_CLASS_ID] = ints[rows, _CLASS_ID]
