@@ -67,6 +67,7 @@ from reidsort.tracking.kalman_filter import (
 )
 from reidsort.tracking.linear_assignment import INFEASIBLE_COST, MatchResult, min_cost_matching
 from reidsort.tracking.tracker import OUTPUT_COLUMNS, OutputColumn
+from reidsort.tracking.validation import require as _require
 
 #: Track ids start here and only increase (MOTChallenge wants positive integers).
 FIRST_TRACK_ID: int = 1
@@ -734,8 +735,3 @@ def _pairs(matches: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     rows, cols = np.array(matches, dtype=np.int64).T
     return rows, cols
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

@@ -72,14 +72,16 @@ from reidsort.tracking.ocsort import (
     AssociationFunction,
     OcSortTracker,
     OutputBox,
-    _require,
     _TrackTable,
 )
-from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
+from reidsort.tracking.reentry import (
+    DEFAULT_FRAME_RATE,
+    DEFAULT_REENTRY_MAX_DIST,
+    NO_CLAIM,
+    ReentryGallery,
+)
 from reidsort.tracking.tracker import OutputColumn
-
-#: Frame rate assumed when none is given (only converts ``reentry_seconds`` to frames).
-REENTRY_DEFAULT_FRAME_RATE: float = 30.0
+from reidsort.tracking.validation import require as _require
 
 #: Embeddings are ``(N, D)``: one row per detection.
 EMBEDDING_NDIM: int = 2
@@ -159,9 +161,9 @@ class DeepOcSortTracker(OcSortTracker):
         per_class: bool = False,
         reentry_seconds: float | None = None,
         reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
-        frame_rate: float | None = REENTRY_DEFAULT_FRAME_RATE,
+        frame_rate: float | None = DEFAULT_FRAME_RATE,
     ) -> None:
-        self.frame_rate = REENTRY_DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
+        self.frame_rate = DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
         self.reentry = ReentryGallery.from_seconds(
             reentry_seconds, self.frame_rate, reentry_max_dist, class_aware=bool(per_class)
         )

@@ -55,6 +55,7 @@ from reidsort.tracking.kalman_sort import (
 )
 from reidsort.tracking.linear_assignment import INFEASIBLE_COST, min_cost_matching
 from reidsort.tracking.tracker import FIRST_TRACK_ID, NO_DETECTION, OUTPUT_COLUMNS, OutputColumn
+from reidsort.tracking.validation import require as _require
 
 #: Input columns: ``[x1, y1, x2, y2, score, cls]``; ``(N, 5)`` input gets class 0.
 DETECTION_COLUMNS: int = 6
@@ -787,8 +788,3 @@ def _is_int(value) -> bool:
         return int(value) == value
     except (TypeError, ValueError, OverflowError):
         return False
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

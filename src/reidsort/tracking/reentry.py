@@ -53,6 +53,9 @@ import numpy as np
 
 from reidsort.tracking.linear_assignment import INFEASIBLE_COST, min_cost_matching
 
+#: Frame rate assumed when a tracker is given none: only converts ``reentry_seconds`` to frames
+#: (DeepSORT, StrongSORT and Deep OC-SORT count their own windows in frames).
+DEFAULT_FRAME_RATE: float = 30.0
 #: Default ``reentry_max_dist`` (cosine distance). DeepSORT's own appearance threshold is 0.2
 #: (``max_cosine_distance``), but it is applied inside the Kalman gate, which rules out nearly
 #: all wrong pairs; a re-entry match has no motion evidence at all (the person may come back

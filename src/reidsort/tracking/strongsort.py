@@ -79,7 +79,12 @@ from reidsort.tracking.linear_assignment import (
     min_cost_matching,
 )
 from reidsort.tracking.nms import NO_SUPPRESSION_OVERLAP, non_max_suppression
-from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
+from reidsort.tracking.reentry import (
+    DEFAULT_FRAME_RATE,
+    DEFAULT_REENTRY_MAX_DIST,
+    NO_CLAIM,
+    ReentryGallery,
+)
 from reidsort.tracking.track import TrackSnapshot, TrackState
 from reidsort.tracking.tracker import (
     FIRST_TRACK_ID,
@@ -88,6 +93,8 @@ from reidsort.tracking.tracker import (
     OUTPUT_COLUMNS,
     OutputColumn,
 )
+from reidsort.tracking.validation import check_deepsort_knobs
+from reidsort.tracking.validation import require as _require
 
 #: Input rows with 5 columns (no class) get this class.
 DEFAULT_CLASS_ID: int = 0
@@ -104,8 +111,6 @@ DEFAULT_MIN_CONFIDENCE: float = 0.6
 _TRACK_ID, _STATE, _HITS, _AGE, _TIME_SINCE_UPDATE, _CLASS_ID, _DETECTION_INDEX = range(7)
 _INT_FIELDS = 7
 _TENTATIVE, _CONFIRMED = int(TrackState.TENTATIVE), int(TrackState.CONFIRMED)
-#: Frame rate assumed when none is given (only converts ``reentry_seconds`` to frames).
-REENTRY_DEFAULT_FRAME_RATE: float = 30.0
 _OUT_TRACK_ID, _OUT_SCORE, _OUT_CLASS_ID = (
     int(OutputColumn.TRACK_ID),
     int(OutputColumn.SCORE),
@@ -231,19 +236,16 @@ class StrongSortTracker:
         per_class: bool = False,
         reentry_seconds: float | None = None,
         reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
-        frame_rate: float | None = REENTRY_DEFAULT_FRAME_RATE,
+        frame_rate: float | None = DEFAULT_FRAME_RATE,
     ) -> None:
-        _require(np.isfinite(max_dist) and max_dist >= 0, f"max_dist must be >= 0, got {max_dist}")
-        _require(
-            np.isfinite(max_iou_distance) and 0 <= max_iou_distance <= 1,
-            f"max_iou_distance must be in [0, 1], got {max_iou_distance}",
-        )
-        _require(
-            int(max_age) == max_age and max_age >= 0,
-            f"max_age must be an integer >= 0, got {max_age}",
-        )
-        _require(
-            int(n_init) == n_init and n_init >= 1, f"n_init must be an integer >= 1, got {n_init}"
+        check_deepsort_knobs(
+            max_dist,
+            max_iou_distance,
+            max_age,
+            n_init,
+            min_confidence,
+            nms_max_overlap,
+            output_lost_frames,
         )
         _require(
             np.isfinite(mc_lambda) and 0 <= mc_lambda <= 1,
@@ -252,17 +254,6 @@ class StrongSortTracker:
         _require(
             np.isfinite(ema_alpha) and 0 <= ema_alpha < 1,
             f"ema_alpha must be in [0, 1), got {ema_alpha}",
-        )
-        _require(
-            np.isfinite(min_confidence), f"min_confidence must be finite, got {min_confidence}"
-        )
-        _require(
-            np.isfinite(nms_max_overlap) and nms_max_overlap >= 0,
-            f"nms_max_overlap must be >= 0, got {nms_max_overlap}",
-        )
-        _require(
-            int(output_lost_frames) == output_lost_frames and output_lost_frames >= 0,
-            f"output_lost_frames must be an integer >= 0, got {output_lost_frames}",
         )
         self.max_dist = float(max_dist)
         self.max_iou_distance = float(max_iou_distance)
@@ -276,7 +267,7 @@ class StrongSortTracker:
         self.cascade = bool(cascade)
         self.output_lost_frames = int(output_lost_frames)
         self.per_class = bool(per_class)
-        self.frame_rate = REENTRY_DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
+        self.frame_rate = DEFAULT_FRAME_RATE if frame_rate is None else float(frame_rate)
         self.reentry = ReentryGallery.from_seconds(
             reentry_seconds, self.frame_rate, reentry_max_dist, class_aware=self.per_class
         )
@@ -659,8 +650,3 @@ class StrongSortTracker:
         out[:, _OUT_SCORE] = table.scores[rows]
         out[:, _OUT_CLASS_ID:] = selected[:, _CLASS_ID : _DETECTION_INDEX + 1]
         return out
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)

@@ -62,8 +62,14 @@ from reidsort.tracking.linear_assignment import (
 )
 from reidsort.tracking.nms import NO_SUPPRESSION_OVERLAP, non_max_suppression
 from reidsort.tracking.nn_matching import AppearanceGallery, DistanceMetric
-from reidsort.tracking.reentry import DEFAULT_REENTRY_MAX_DIST, NO_CLAIM, ReentryGallery
+from reidsort.tracking.reentry import (
+    DEFAULT_FRAME_RATE,
+    DEFAULT_REENTRY_MAX_DIST,
+    NO_CLAIM,
+    ReentryGallery,
+)
 from reidsort.tracking.track import TrackSnapshot, TrackState
+from reidsort.tracking.validation import check_deepsort_knobs
 
 #: Kalman gate: chi-square 0.95 quantile for the 4-d measurement (x, y, a, h).
 GATING_THRESHOLD: float = CHI2_INV_95[MEASUREMENT_DIM]
@@ -78,9 +84,6 @@ REFERENCE_APP_MIN_CONFIDENCE: float = 0.8
 #: A frame must lose at least this many detections (and more than half) to min_confidence
 #: before :class:`LowConfidenceWarning` is raised.
 LOW_CONFIDENCE_WARN_MIN_DROPPED: int = 3
-#: Frame rate assumed when none is given; DeepSORT itself counts in frames (``max_age``), only the
-#: re-entry window (``reentry_seconds``) is converted with it.
-DEFAULT_FRAME_RATE: float = 30.0
 
 
 class LowConfidenceWarning(UserWarning):
@@ -231,28 +234,14 @@ class DeepSortTracker:
         reentry_max_dist: float = DEFAULT_REENTRY_MAX_DIST,
         frame_rate: float | None = DEFAULT_FRAME_RATE,
     ) -> None:
-        _require(np.isfinite(max_dist) and max_dist >= 0, f"max_dist must be >= 0, got {max_dist}")
-        _require(
-            np.isfinite(max_iou_distance) and 0 <= max_iou_distance <= 1,
-            f"max_iou_distance must be in [0, 1], got {max_iou_distance}",
-        )
-        _require(
-            int(max_age) == max_age and max_age >= 0,
-            f"max_age must be an integer >= 0, got {max_age}",
-        )
-        _require(
-            int(n_init) == n_init and n_init >= 1, f"n_init must be an integer >= 1, got {n_init}"
-        )
-        _require(
-            np.isfinite(min_confidence), f"min_confidence must be finite, got {min_confidence}"
-        )
-        _require(
-            int(output_lost_frames) == output_lost_frames and output_lost_frames >= 0,
-            f"output_lost_frames must be an integer >= 0, got {output_lost_frames}",
-        )
-        _require(
-            np.isfinite(nms_max_overlap) and nms_max_overlap >= 0,
-            f"nms_max_overlap must be >= 0, got {nms_max_overlap}",
+        check_deepsort_knobs(
+            max_dist,
+            max_iou_distance,
+            max_age,
+            n_init,
+            min_confidence,
+            nms_max_overlap,
+            output_lost_frames,
         )
         try:
             metric = DistanceMetric(metric)
@@ -733,8 +722,3 @@ class DeepSortTracker:
         out[:, _OUT_SCORE] = table.scores.take(rows)
         out[:, _OUT_CLASS_ID:] = selected[:, _CLASS_ID : _DETECTION_INDEX + 1]
         return out
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
