@@ -411,17 +411,19 @@ def adaptive_weights(
     ``usable`` masks the entries that may be candidates (all by default).
     """
     similarity = np.asarray(similarity, dtype=np.float64)
-    if usable is None or np.all(usable):
-        candidates = similarity  # _top_gap does not write to it
-    else:
-        candidates = np.where(usable, similarity, _EXCLUDED)
-    gap_track = _top_gap(candidates, axis=1, max_gap=max_gap)
-    gap_det = _top_gap(candidates, axis=0, max_gap=max_gap)
+    every_pair = usable is None or bool(np.asarray(usable).all())
+    # _top_gap does not write to the candidates
+    candidates = similarity if every_pair else np.where(usable, similarity, _EXCLUDED)
+    gap_track = _top_gap(candidates, axis=1, max_gap=max_gap, all_finite=every_pair)
+    gap_det = _top_gap(candidates, axis=0, max_gap=max_gap, all_finite=every_pair)
     return w_association_emb + gap_track[:, None] / 2.0 + gap_det[None, :] / 2.0
 
 
-def _top_gap(candidates: np.ndarray, axis: int, max_gap: float) -> np.ndarray:
-    """``min(top1 - top2, max_gap)`` along ``axis``; 0 where fewer than two candidates."""
+def _top_gap(
+    candidates: np.ndarray, axis: int, max_gap: float, all_finite: bool = False
+) -> np.ndarray:
+    """``min(top1 - top2, max_gap)`` along ``axis``; 0 where fewer than two candidates.
+    ``all_finite``: the caller knows every candidate is a finite similarity (none excluded)."""
     if candidates.shape[axis] < 2:
         return np.zeros(candidates.shape[1 - axis])
     # Ascending sort of the negated values: the same top two as a partition (NaN last), and
@@ -431,6 +433,9 @@ def _top_gap(candidates: np.ndarray, axis: int, max_gap: float) -> np.ndarray:
         first, second = ordered[0], ordered[1]
     else:
         first, second = ordered[:, 0], ordered[:, 1]
+    if all_finite:  # the same values as below, without the masks
+        gap = second - first
+        return np.minimum(gap, max_gap, out=gap)
     gap = np.zeros(len(first))
     # second (or both) excluded: the gap stays 0 (-inf - -inf is never evaluated)
     np.subtract(second, first, out=gap, where=np.isfinite(second))

@@ -28,6 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # the gufunc behind np.linalg.inv, without its per-call wrapper (half its cost here)
+    from numpy.linalg import _umath_linalg
+
+    def _batched_inverse(matrices: np.ndarray) -> np.ndarray:
+        return _umath_linalg.inv(matrices, signature="d->d")
+
+except ImportError:  # pragma: no cover - a NumPy without the private module
+    _batched_inverse = np.linalg.inv
+
 STATE_DIM: int = 7
 MEASUREMENT_DIM: int = 4
 #: State indices.
@@ -153,7 +162,9 @@ class KalmanFilterXYSR:
         )
         # H selects the first four coordinates: H P H^T and P H^T are slices of P.
         p_ht = covariances[:, :, :MEASUREMENT_DIM]
-        gain = p_ht @ np.linalg.inv(p_ht[:, :MEASUREMENT_DIM] + self.measurement_covariance)
+        # S = H P H^T + R is symmetric positive definite (R > 0), never singular: the raw
+        # gufunc's missing singularity check cannot matter
+        gain = p_ht @ _batched_inverse(p_ht[:, :MEASUREMENT_DIM] + self.measurement_covariance)
         residual = measurements_xysr - means[:, :MEASUREMENT_DIM]
         new_means = means + (gain @ residual[:, :, None])[:, :, 0]
         i_kh = np.empty_like(covariances)

@@ -379,6 +379,13 @@ class OcSortTracker:
             )
         # detection.invalid_box_mask's rule (finite box, score and class; width, height > 0)
         wh = raw[:, 2:4] - raw[:, :2]
+        # The all-valid case (almost every frame) is settled by two counts; masks only if not.
+        if (
+            np.count_nonzero(np.isfinite(raw)) == raw.size
+            and np.count_nonzero(wh > 0) == wh.size
+            and np.count_nonzero(np.isfinite(wh)) == wh.size  # x2 - x1 can overflow to inf
+        ):
+            return raw, np.ones(len(raw), dtype=bool)
         valid = np.isfinite(raw).all(axis=1) & np.isfinite(wh).all(axis=1) & (wh > 0).all(axis=1)
         if not valid.all():
             raw = raw.copy()
@@ -402,8 +409,8 @@ class OcSortTracker:
             self._warp(affine)
         # The reference deletes tracks whose predicted box is NaN (area or aspect <= 0).
         predicted_xyxy = xysr_to_xyxy(table.means[:, :4])
-        finite = np.isfinite(predicted_xyxy).all(axis=1)
-        if not finite.all():
+        if np.count_nonzero(np.isfinite(predicted_xyxy)) != predicted_xyxy.size:
+            finite = np.isfinite(predicted_xyxy).all(axis=1)
             table.keep(finite)
             predicted_xyxy = predicted_xyxy[finite]
         return predicted_xyxy
@@ -537,11 +544,13 @@ class OcSortTracker:
         confident = iou > self.iou_threshold
         if feasible is not None:
             confident &= feasible
+        # One-to-one: as many tracks and as many detections take part as there are pairs.
+        pairs = np.count_nonzero(confident)
         if (
             shortcut
-            and confident.any()
-            and confident.sum(axis=0).max() == 1
-            and confident.sum(axis=1).max() == 1
+            and pairs
+            and np.count_nonzero(confident.any(axis=0)) == pairs
+            and np.count_nonzero(confident.any(axis=1)) == pairs
         ):
             tracks, dets = confident.nonzero()
             order = np.argsort(dets, kind="stable")
