@@ -42,6 +42,18 @@ def test_no_source_compares_motion_only_with_appearance(tmp_path, capsys):
     assert list((tmp_path / "data" / "track_cache").glob("TINY-det-*.npz"))
 
 
+def test_jde_tracker_on_the_synthetic_sequence_with_and_without_the_histogram(tmp_path):
+    # FairMOT's association with the histogram embedder's embeddings, and motion-only
+    cfg = compose_config(["task=track", "tracker=jde", *synthetic_overrides(tmp_path / "data")],
+                         tmp_path / "run")
+    assert cfg.tracker._target_.endswith("JDETracker") and cfg.embedder is not None
+    metrics = track(cfg)
+    for prefix in ("", "none/"):
+        assert metrics[f"{prefix}track/frames"] == 24
+        assert 0.3 < metrics[f"{prefix}mot/HOTA"] <= 1.0, metrics
+    assert (tmp_path / "run" / "histogram" / "TINY" / "TINY.txt").is_file()
+
+
 def test_image_folder_without_ground_truth_has_no_score(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -117,7 +129,7 @@ def test_postprocess_linear_fills_the_frames_a_track_missed_and_keeps_the_raw_ou
 
 
 @pytest.mark.parametrize("tracker", ["deepsort", "bytetrack", "ocsort", "botsort", "strongsort",
-                                     "deepocsort"])
+                                     "deepocsort", "jde"])
 @pytest.mark.parametrize("cmc", ["none", "file"])
 def test_every_tracker_runs_in_task_track_with_and_without_camera_motion(tmp_path, tracker, cmc):
     # two people walking apart, one of them missed in frames 9-10; a camera panning 3 px/frame to
@@ -143,7 +155,7 @@ def test_every_tracker_runs_in_task_track_with_and_without_camera_motion(tmp_pat
     assert len(ids) == 2, ids  # each person keeps one id across the two missed frames
 
 
-@pytest.mark.parametrize("tracker", ["bytetrack", "botsort"])
+@pytest.mark.parametrize("tracker", ["bytetrack", "botsort", "jde"])
 def test_a_null_frame_rate_is_the_source_s_own(tmp_path, tracker):
     from reidsort.tasks.track import build_tracker
     from reidsort.video.sources import MotSequenceSource

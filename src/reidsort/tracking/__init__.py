@@ -1,6 +1,6 @@
 """Tracking core: NumPy and SciPy only (never torch), reference-faithful and vectorised.
 
-DeepSORT, StrongSORT, ByteTrack, OC-SORT, Deep OC-SORT and BoT-SORT share the Kalman filters (one module per state layout),
+DeepSORT, StrongSORT, ByteTrack, OC-SORT, Deep OC-SORT, BoT-SORT and FairMOT's JDE tracker share the Kalman filters (one module per state layout),
 the assignment helper and the IoU, and one contract (:class:`MultiObjectTracker`). Typical use::
 
     from reidsort.tracking import ByteTrackTracker  # or DeepSortTracker, OcSortTracker, ...
@@ -32,6 +32,7 @@ from reidsort.tracking.detection import (
     xyxy_to_tlwh,
 )
 from reidsort.tracking.iou_matching import iou_cost_tlwh, iou_tlwh
+from reidsort.tracking.jde_tracker import JDETracker
 from reidsort.tracking.kalman_filter import CHI2_INV_95, KalmanFilterXYAH
 from reidsort.tracking.kalman_sort import KalmanFilterXYSR
 from reidsort.tracking.kalman_xywh import KalmanFilterXYWH
@@ -82,6 +83,7 @@ __all__ = [
     "Detection",
     "DetectionBatch",
     "DistanceMetric",
+    "JDETracker",
     "KalmanFilterXYAH",
     "KalmanFilterXYSR",
     "KalmanFilterXYWH",

@@ -37,13 +37,15 @@ update, IoU and cost matrices, duplicate search) runs once per frame for all tra
 
 :class:`ByteTrackTracker` is also the base of :class:`reidsort.tracking.botsort.BotSortTracker`,
 which swaps the motion model (hooks ``_initiate`` ... ``_warp``) and adds appearance to the
-cost (hook ``_fuse_appearance``).
+cost (hook ``_fuse_appearance``), and of :class:`reidsort.tracking.jde_tracker.JDETracker`
+(FairMOT), which replaces steps 3-6 (hook ``_associate``) and keeps the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -157,6 +159,24 @@ class FrameDetections:
 
     def __len__(self) -> int:
         return len(self.tlwh)
+
+
+class Association(NamedTuple):
+    """What one frame's associations decided (rows index the track table, columns the frame's
+    usable detections)."""
+
+    #: matched (row, column) pairs whose detection embeddings update the track's feature
+    with_features: list[tuple[int, int]]
+    #: matched pairs whose embeddings are not stored (ByteTrack's low-score association)
+    without_features: list[tuple[int, int]]
+    #: tracked rows that found no detection: they become lost
+    newly_lost: np.ndarray
+    #: unconfirmed rows that found no detection: they are removed
+    removed_unconfirmed: np.ndarray
+    #: unconfirmed rows that were matched: they are activated (confirmed)
+    confirmed: np.ndarray
+    #: columns that start new tracks, in column order
+    births: np.ndarray
 
 
 class _TrackTable:
@@ -460,6 +480,61 @@ class ByteTrackTracker:
             else None
         )
 
+        step = self._associate(pool, unconfirmed, lost_at_start, iou, frame)
+        matched = step.with_features + step.without_features
+        self._apply_matches(matched, frame)
+        self._store_features(*_pairs(step.with_features), frame)
+
+        ints = table.ints
+        # Lost tracks matched this frame, in match order (only the first association sees them).
+        refound = np.array([row for row, _ in matched if lost_at_start[row]], dtype=np.int64)
+        newly_lost, births = step.newly_lost, step.births
+        ints[newly_lost, _STATE] = _LOST
+        ints[newly_lost, _LIST_ORDER] = self._orders(len(newly_lost))
+        # Lost at the start of the frame, not re-found, unseen too long: removed (kept in the
+        # lost list until the next frame, as in the reference, see the module docstring).
+        timed_out = (
+            lost_at_start
+            & (ints[:, _STATE] == _LOST)
+            & (self.frame_count - ints[:, _LAST_FRAME] > self.max_time_lost)
+            & (ints[:, _REMOVED_FRAME] == _NEVER)
+        )
+        ints[timed_out, _REMOVED_FRAME] = self.frame_count
+        keep = np.ones(len(table), dtype=bool)
+        keep[step.removed_unconfirmed] = False
+        expired = (
+            (ints[:, _STATE] == _LOST)
+            & (ints[:, _REMOVED_FRAME] != _NEVER)
+            & (ints[:, _REMOVED_FRAME] < self.frame_count)
+        )
+        keep &= ~expired
+        self._tracks_expired(expired.nonzero()[0])
+        self._tracks_activated(step.confirmed, keep)
+        self._initiate_tracks(births, frame)
+        # Tracks join the tracked list in the reference's order: new tracks, then re-found ones.
+        ints = table.ints
+        ints[refound, _LIST_ORDER] = self._orders(len(refound))
+        keep = np.concatenate([keep, np.ones(len(births), dtype=bool)])
+        tlwh = self._means_to_tlwh(table.means)
+        keep &= ~self._duplicates(keep, tlwh)
+        rows = keep.nonzero()[0]
+        rows = rows[np.lexsort((ints[rows, _LIST_ORDER], ints[rows, _STATE]))]
+        table.take(rows)
+        return self._output(tlwh.take(rows, axis=0))
+
+    def _associate(
+        self,
+        pool: np.ndarray,
+        unconfirmed: np.ndarray,
+        lost_at_start: np.ndarray,
+        iou: np.ndarray | None,
+        frame: FrameDetections,
+    ) -> Association:
+        """ByteTrack's three associations (module docstring, steps 3-6); overridden by JDE.
+
+        ``pool`` are the rows of the activated tracked and the lost tracks (predicted and
+        warped), ``unconfirmed`` those of the tracks born last frame, ``iou`` all tracks x all
+        detections (None when either is empty)."""
         scores = frame.scores
         high = (scores > self.track_thresh).nonzero()[0]
         low = (scores < self.track_thresh).nonzero()[0]  # all rows are above low_thresh
@@ -473,7 +548,6 @@ class ByteTrackTracker:
         remaining = unmatched_pool[~lost_at_start[unmatched_pool]]
         cost = self._cost(remaining, low, iou, frame, fuse=False, appearance=False)
         second = _match(cost, self.second_match_thresh, remaining, low)
-        newly_lost = np.array(sorted(second.unmatched_tracks), dtype=np.int64)
 
         # Unconfirmed tracks x the high boxes nobody took.
         leftover = np.array(sorted(first.unmatched_detections), dtype=np.int64)
@@ -482,46 +556,14 @@ class ByteTrackTracker:
         )
         third = _match(cost, self.unconfirmed_match_thresh, unconfirmed, leftover)
         births = np.array(sorted(third.unmatched_detections), dtype=np.int64)
-        births = births[scores[births] >= self.new_track_thresh]
-
-        with_features = first.matches + third.matches
-        self._apply_matches(with_features + second.matches, frame)
-        self._store_features(*_pairs(with_features), frame)
-
-        ints = table.ints
-        refound = np.array([row for row, _ in first.matches if lost_at_start[row]], dtype=np.int64)
-        ints[newly_lost, _STATE] = _LOST
-        ints[newly_lost, _LIST_ORDER] = self._orders(len(newly_lost))
-        # Lost at the start of the frame, not re-found, unseen too long: removed (kept in the
-        # lost list until the next frame, as in the reference, see the module docstring).
-        timed_out = (
-            lost_at_start
-            & (ints[:, _STATE] == _LOST)
-            & (self.frame_count - ints[:, _LAST_FRAME] > self.max_time_lost)
-            & (ints[:, _REMOVED_FRAME] == _NEVER)
+        return Association(
+            with_features=first.matches + third.matches,
+            without_features=second.matches,
+            newly_lost=np.array(sorted(second.unmatched_tracks), dtype=np.int64),
+            removed_unconfirmed=np.array(third.unmatched_tracks, dtype=np.int64),
+            confirmed=_pairs(third.matches)[0],
+            births=births[scores[births] >= self.new_track_thresh],
         )
-        ints[timed_out, _REMOVED_FRAME] = self.frame_count
-        keep = np.ones(len(table), dtype=bool)
-        keep[np.array(third.unmatched_tracks, dtype=np.int64)] = False
-        expired = (
-            (ints[:, _STATE] == _LOST)
-            & (ints[:, _REMOVED_FRAME] != _NEVER)
-            & (ints[:, _REMOVED_FRAME] < self.frame_count)
-        )
-        keep &= ~expired
-        self._tracks_expired(expired.nonzero()[0])
-        self._tracks_activated(_pairs(third.matches)[0], keep)
-        self._initiate_tracks(births, frame)
-        # Tracks join the tracked list in the reference's order: new tracks, then re-found ones.
-        ints = table.ints
-        ints[refound, _LIST_ORDER] = self._orders(len(refound))
-        keep = np.concatenate([keep, np.ones(len(births), dtype=bool)])
-        tlwh = self._means_to_tlwh(table.means)
-        keep &= ~self._duplicates(keep, tlwh)
-        rows = keep.nonzero()[0]
-        rows = rows[np.lexsort((ints[rows, _LIST_ORDER], ints[rows, _STATE]))]
-        table.take(rows)
-        return self._output(tlwh.take(rows, axis=0))
 
     # -- steps ---------------------------------------------------------------------------------
     def _prepare(self, dets, embeddings) -> FrameDetections:
