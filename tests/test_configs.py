@@ -15,7 +15,10 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def test_default_config_composes_and_resolves(tmp_path):
+def test_default_config_composes_and_resolves(tmp_path, monkeypatch):
+    # paths follow the folder the command starts from, like any Hydra app's outputs/
+    monkeypatch.delenv("REIDSORT_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
     cfg = compose_config([], tmp_path)
     resolved_yaml(cfg)
     assert cfg.task.name == "train"
@@ -23,7 +26,8 @@ def test_default_config_composes_and_resolves(tmp_path):
     assert cfg.model.backbone._target_.endswith("resnet18")
     assert list(cfg.data.image_size) == [64, 32]
     assert cfg.trainer.use_distributed_sampler is False
-    assert Path(cfg.paths.root_dir) == CONF.parent
+    assert Path(cfg.paths.root_dir) == tmp_path
+    assert Path(cfg.paths.data_dir) == tmp_path / "data"
 
 
 @pytest.mark.parametrize("task", _options("task"))

@@ -38,9 +38,20 @@ def test_fast_dev_run_every_backbone(model, make_config):
     assert metrics["train/loss_epoch"] > 0
 
 
-def test_short_training_writes_checkpoints_curves_and_reloads(make_config, caplog):
+def test_short_training_writes_checkpoints_curves_and_reloads(make_config, caplog,
+                                                               monkeypatch):
     import logging
 
+    from reidsort.reid import callbacks as callbacks_module
+
+    drawn_baselines: list[float | None] = []
+    draw = callbacks_module.draw_training_curves
+
+    def recording_draw(history, baseline_map=None):
+        drawn_baselines.append(baseline_map)
+        return draw(history, baseline_map=baseline_map)
+
+    monkeypatch.setattr(callbacks_module, "draw_training_curves", recording_draw)
     # (one set_level only: each call also sets the capture handler's level)
     caplog.set_level(logging.INFO, logger="reidsort.train")
     cfg = make_config([*TINY_TRAIN, "trainer.max_epochs=2", "task.histogram_baseline=true"])
@@ -58,6 +69,8 @@ def test_short_training_writes_checkpoints_curves_and_reloads(make_config, caplo
     assert last.is_file() and (out / "checkpoints" / "config.yaml").is_file()
     assert (out / "training_curves.png").stat().st_size > 1000
     assert 0 <= metrics["baseline/test_hist_mAP"] <= 1 and 0 <= metrics["test/mAP"] <= 1
+    # the curves draw the validation histogram baseline as their reference line
+    assert drawn_baselines and set(drawn_baselines) == {metrics["baseline/val_hist_mAP"]}
     # default torch.load settings (weights_only=True) can read it: plain hyper-parameters only
     checkpoint = torch.load(last, map_location="cpu")
     assert checkpoint["hyper_parameters"]["num_classes"] == 8  # 12 - 4 validation identities

@@ -10,7 +10,8 @@ import hydra
 from omegaconf import DictConfig
 
 from reidsort.utils.errors import ReidsortError, user_errors
-from reidsort.utils.hydra_utils import config_dir, register_resolvers
+from reidsort.utils.hydra_utils import config_groups, config_path, register_resolvers
+from reidsort.utils.sweep import save_job_metrics
 
 log = logging.getLogger("reidsort")
 
@@ -45,10 +46,12 @@ def select_optimized_metric(cfg: DictConfig, metrics: dict[str, Any]) -> float |
     return float(metrics[name])
 
 
-@hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+@hydra.main(config_path=config_path(), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     with user_errors():
         metrics = run_task(cfg)
+        # a sweep's jobs keep all their metrics (its summary table reads them)
+        save_job_metrics(metrics)
         return select_optimized_metric(cfg, metrics)
 
 
@@ -59,9 +62,24 @@ def null_groups_as_deletions(arguments: list[str], groups: set[str]) -> list[str
             and arg.split("=", 1)[0] in groups else arg for arg in arguments]
 
 
+def config_dir_arguments(arguments: list[str]) -> list[str]:
+    """The folders of Hydra's ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR``."""
+    folders = []
+    for index, argument in enumerate(arguments):
+        flag, equals, value = argument.partition("=")
+        if flag not in ("--config-dir", "-cd"):
+            continue
+        if equals:
+            folders.append(value)
+        elif index + 1 < len(arguments):
+            folders.append(arguments[index + 1])
+    return folders
+
+
 def main() -> None:
     register_resolvers()
-    groups = {p.name for p in config_dir().iterdir() if p.is_dir()}
+    with user_errors():
+        groups = config_groups(config_dir_arguments(sys.argv[1:]))
     sys.argv[1:] = null_groups_as_deletions(sys.argv[1:], groups)
     hydra_main()
 

@@ -263,3 +263,19 @@ def test_a_model_trained_on_prepared_tud_data_learns(shared_data, tmp_path):
     print(f"TUD query/gallery mAP: untrained {before:.3f}, trained {after:.3f}, "
           f"colour histogram {hist:.3f}")
     assert after > before + 0.08, (before, after, hist)
+
+
+def test_the_readme_tud_prepare_command_gives_the_counts_the_readme_states(shared_data, tmp_path):
+    from test_readme_commands import README, overrides_of, readme_command_lines
+
+    (command,) = [c for c in readme_command_lines() if "task=prepare" in c and "TUD-" in c]
+    (overrides,) = overrides_of(command.replace("../shared/data", str(shared_data)))
+    overrides = [o for o in overrides if not o.startswith("task.out=")]
+    metrics = prepare(compose_config([*overrides, f"task.out={tmp_path / 'tud'}"],
+                                     tmp_path / "run"))
+    count = {key.removeprefix("prepare/"): int(value) for key, value in metrics.items()}
+    readme = " ".join(README.read_text().split())
+    assert (f"{count['bounding_box_train_images']} training crops of "
+            f"{count['bounding_box_train_identities']} identities") in readme
+    assert (f"query / gallery of {count['query_images']} / {count['bounding_box_test_images']} "
+            f"images of {count['query_identities']} other identities") in readme

@@ -139,3 +139,48 @@ def test_cli_failed_verification_exits_non_zero_and_leaves_no_file(checkpoint, t
     assert "error: ONNX Runtime differs from PyTorch: max |diff|" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert [p.name for p in run_dir.iterdir() if p.is_file() and p.suffix != ".log"] == []
+
+
+def test_cli_dynamo_export_keeps_exporter_notes_off_the_console(checkpoint, tmp_path):
+    """onnxscript / onnx_ir INFO notes and torch.onnx's progress prints go to the run's log
+    file only; reidsort's own lines still reach the console."""
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), REIDSORT_ROOT=str(tmp_path))
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "main.py"), "task=export", "task.exporter=dynamo",
+         "task.verify_crops=4", f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}",
+         "torch_threads=1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    console = completed.stdout + completed.stderr
+    for chatter in ("[torch.onnx]", "onnxscript", "onnx_ir", "Obtain model graph"):
+        assert chatter not in console
+    assert "ONNX Runtime vs PyTorch" in console and "deepsort_cnn_128x64.onnx" in console
+    log_text = (run_dir / "export.log").read_text()
+    assert "[onnx_ir." in log_text or "[onnxscript." in log_text
+
+
+def test_exporter_warnings_still_reach_the_console():
+    import io
+    import logging
+
+    from reidsort.export.onnx import exporter_notes_to_log_file
+
+    stream = io.StringIO()
+    console = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+    try:
+        with exporter_notes_to_log_file():
+            logging.getLogger("onnxscript.rewriter").info("Applied 42 rewrite rules")
+            logging.getLogger("onnx_ir.passes").warning("a real problem")
+            logging.getLogger("reidsort.export.onnx").info("our own line")
+        logging.getLogger("onnxscript.rewriter").info("after the export")
+    finally:
+        root.removeHandler(console)
+        root.setLevel(previous_level)
+    assert stream.getvalue().splitlines() == ["a real problem", "our own line",
+                                              "after the export"]

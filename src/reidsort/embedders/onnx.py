@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from reidsort.embedders.base import DEFAULT_MAX_BATCH, NetworkEmbedder, check_max_batch
+from reidsort.export.file_kind import (
+    TORCH_CHECKPOINT,
+    TORCHSCRIPT,
+    detector_hint,
+    looks_like_detector,
+    sniff_model_file,
+)
 from reidsort.export.metadata import ModelMetadata
 from reidsort.utils.errors import ReidsortError
 
@@ -73,6 +80,7 @@ class OnnxEmbedder(NetworkEmbedder):
         self.allow_spinning = bool(allow_spinning)
         self.session = self._create_session(ort, num_threads, providers, graph_optimization)
         self.providers = list(self.session.get_providers())
+        self._refuse_detectors()
         self.input_name, graph_hw, self._fixed_batch = self._check_input()
         self.metadata = self._read_metadata(graph_hw, input_size, mean, std, channel_order)
         self.spec = self.metadata.preprocess_spec()
@@ -112,8 +120,23 @@ class OnnxEmbedder(NetworkEmbedder):
         try:
             return ort.InferenceSession(str(self.model_path), options, providers=chosen)
         except Exception as exc:  # noqa: BLE001 - protobuf/graph errors mean a bad file
+            kind = sniff_model_file(self.model_path)
+            if kind in (TORCHSCRIPT, TORCH_CHECKPOINT):
+                export = (f" (or export it: task=export ckpt_path={self.model_path})"
+                          if kind == TORCH_CHECKPOINT else "")
+                raise ReidsortError(
+                    f"{self.model_path}: is a {kind}, not an ONNX model; pass it as "
+                    f"embedder=torch embedder.ckpt_path={self.model_path}{export}") from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ReidsortError(f"{self.model_path}: not a loadable ONNX model ({first})") from exc
+
+    def _refuse_detectors(self) -> None:
+        # a YOLO file passes the N x 3 x H x W input check; its output says what it is
+        shapes = [list(output.shape) for output in self.session.get_outputs()]
+        if looks_like_detector(shapes):
+            raise ReidsortError(detector_hint(
+                self.model_path, shapes, "a Re-ID model from task=export as the embedder "
+                "(embedder.model_path; task=eval: ckpt_path)"))
 
     def _check_input(self) -> tuple[str, tuple[int | None, int | None], int | None]:
         inputs = self.session.get_inputs()

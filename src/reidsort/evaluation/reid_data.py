@@ -43,6 +43,8 @@ class EvalSplit:
     skipped_files: int = 0
     """files the data scan rejected (unreadable, truncated, ...)"""
     notes: dict[str, Any] = field(default_factory=dict)
+    """``format``, ``root``, ``test_root`` of the data and ``split``: which of its splits the
+    images are (test, val, all), to compare with what a model was trained on"""
 
     @property
     def has_cameras(self) -> bool:
@@ -113,7 +115,9 @@ class QueryGalleryData:
                                 "(or data.root holding query/ and gallery/)")
         query = _market_named_images(self.query_root, "query")
         gallery = _market_named_images(self.gallery_root, "gallery")
-        return EvalSplit(query, gallery, f"query {self.query_root}, gallery {self.gallery_root}")
+        return EvalSplit(query, gallery, f"query {self.query_root}, gallery {self.gallery_root}",
+                         notes={"format": self.format, "split": TEST,
+                                "root": f"{self.query_root}, {self.gallery_root}"})
 
     def prepare_data(self) -> None:
         raise ReidsortError("data=query_gallery holds no training images; use it with task=eval")
@@ -150,11 +154,13 @@ def load_eval_split(data_cfg: DictConfig, folder_identities: str = HELDOUT,
                                                  np.random.default_rng(seed))
             source += " (all identities)"
             roles: tuple[str, ...] = ("train",)
+            chosen = ALL
         elif split == TEST and final.has_test:
             query, gallery = final.test_query, final.test_gallery
             source += (f" (test split: query/gallery from {data.test_root})" if data.test_root
                        else " (test split: its query/gallery)")
             roles = ("query", "gallery")
+            chosen = TEST
         elif final.has_validation:
             if split == TEST:
                 log.info("%s has no query/gallery of its own: evaluating the identities "
@@ -162,12 +168,15 @@ def load_eval_split(data_cfg: DictConfig, folder_identities: str = HELDOUT,
             query, gallery = final.split.query, final.split.gallery
             source += held_out
             roles = ("train",)
+            chosen = VAL
         else:
             raise ReidsortError(f"{source}: no validation split (data.val_identities=null) "
                                 "to evaluate; use task.split=test or set data.val_identities")
         # files the scan rejected among the images evaluated (a carved split draws on "train")
         skipped = sum(len(loaded.invalid.get(role, [])) for role in roles)
-        result = EvalSplit(query, gallery, source, skipped_files=skipped)
+        result = EvalSplit(query, gallery, source, skipped_files=skipped,
+                           notes={"format": data.format, "root": str(data.dataset_root),
+                                  "test_root": data.test_root, "split": chosen})
     for role, records in (("query", result.query), ("gallery", result.gallery)):
         if not records:
             raise ReidsortError(f"{result.source}: no {role} images to evaluate")

@@ -1,10 +1,13 @@
-"""Embeddings of query and gallery images for ``task=eval``, from one of three sources.
+"""Embeddings of query and gallery images for ``task=eval``, from one of four sources.
 
-* a Lightning checkpoint (``.ckpt``): the :class:`ReIDModule` rebuilt from its hyper-parameters,
-  images through :func:`reidsort.data.transforms.eval_transform` (the training preprocessing) at
-  the training image size (``config.yaml`` beside the checkpoint) unless one is given;
+* a Lightning checkpoint (``.ckpt``, full or weights-only): the :class:`ReIDModule` rebuilt from
+  its hyper-parameters, images through :func:`reidsort.data.transforms.eval_transform` (the
+  training preprocessing) at the training image size (``config.yaml`` beside the checkpoint, or
+  the data config recorded inside it) unless one is given;
 * an exported ONNX model (``.onnx``): :class:`reidsort.embedders.onnx.OnnxEmbedder`, whose
   metadata carries the input size, mean/std and channel order;
+* an exported TorchScript archive (``.pt`` of ``task=export format=torchscript``):
+  :class:`reidsort.embedders.torch.TorchEmbedder`, metadata from ``reidsort_metadata.json``;
 * precomputed features (``.npz``, as ``task.save_features`` writes them): arrays
   ``query_features``, ``gallery_features``, ``query_pids``, ``gallery_pids`` and optionally
   ``query_camids``, ``gallery_camids``, ``query_paths``, ``gallery_paths``.
@@ -30,12 +33,15 @@ from torch.utils.data import DataLoader, Dataset
 from reidsort.data.datasets import ImageRecord
 from reidsort.data.image_io import read_image_rgb
 from reidsort.data.transforms import eval_transform
+from reidsort.export.file_kind import ONNX_MODEL, TORCH_CHECKPOINT, TORCHSCRIPT, sniff_model_file
 from reidsort.reid.checkpoints import load_checkpoint
 from reidsort.utils.errors import ReidsortError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT, ONNX, FEATURES = "checkpoint", "onnx", "features"
+CHECKPOINT, ONNX, TORCHSCRIPT_MODEL, FEATURES = "checkpoint", "onnx", "torchscript", "features"
+#: what a file's bytes say it is -> the source kind (a .pt may be a checkpoint or an export)
+SNIFFED_KIND = {TORCH_CHECKPOINT: CHECKPOINT, TORCHSCRIPT: TORCHSCRIPT_MODEL, ONNX_MODEL: ONNX}
 SUFFIX_KIND = {".ckpt": CHECKPOINT, ".pt": CHECKPOINT, ".pth": CHECKPOINT, ".onnx": ONNX,
                ".npz": FEATURES}
 #: unreadable paths named in the warning (the rest are only counted)
@@ -46,10 +52,14 @@ def source_kind(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_KIND:
         raise ReidsortError(
-            f"ckpt_path={path}: expected a Lightning checkpoint (.ckpt), an ONNX model (.onnx) "
-            "or saved features (.npz)"
+            f"ckpt_path={path}: expected a Lightning checkpoint (.ckpt), a TorchScript export "
+            "(.pt), an ONNX model (.onnx) or saved features (.npz)"
         )
-    return SUFFIX_KIND[suffix]
+    kind = SUFFIX_KIND[suffix]
+    if kind == FEATURES:
+        return kind
+    # the file's bytes decide between the model kinds
+    return SNIFFED_KIND.get(sniff_model_file(path), kind)
 
 
 @dataclass(frozen=True)
@@ -136,10 +146,11 @@ class ImageEmbedder:
         return Embeddings(features[kept], kept)
 
 
-def _training_image_size(ckpt_path: Path) -> tuple[int, int] | None:
-    from reidsort.export.model import read_training_config
+def _training_image_size(ckpt_path: Path,
+                         checkpoint: dict[str, Any]) -> tuple[int, int] | None:
+    from reidsort.export.model import read_training_config, recorded_training_config
 
-    config = read_training_config(ckpt_path) or {}
+    config = read_training_config(ckpt_path) or recorded_training_config(checkpoint) or {}
     size = (config.get("data") or {}).get("image_size")
     return (int(size[0]), int(size[1])) if size else None
 
@@ -147,13 +158,15 @@ def _training_image_size(ckpt_path: Path) -> tuple[int, int] | None:
 def checkpoint_embedder(ckpt_path: str | Path, image_size: Sequence[int] | None,
                         fallback_image_size: Sequence[int], device: str,
                         eval_feature: str | None, batch_size: int,
-                        num_workers: int) -> ImageEmbedder:
+                        num_workers: int, checkpoint: dict[str, Any] | None = None
+                        ) -> ImageEmbedder:
     """A :class:`ReIDModule` from a ``task=train`` checkpoint, on ``device`` ("auto" = CUDA
-    when present)."""
+    when present); ``checkpoint``: its contents when already loaded."""
     from reidsort.reid.module import ReIDModule
 
     path = Path(ckpt_path)
-    checkpoint = load_checkpoint(path)
+    if checkpoint is None:
+        checkpoint = load_checkpoint(path)
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     if "model" not in hparams or "num_classes" not in hparams:
         raise ReidsortError(f"{path}: not a reidsort Re-ID checkpoint (no model hyper-parameters)")
@@ -169,7 +182,7 @@ def checkpoint_embedder(ckpt_path: str | Path, image_size: Sequence[int] | None,
     target = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                           else ("cpu" if device == "auto" else device))
     module = module.to(target).eval()
-    size = tuple(image_size) if image_size else (_training_image_size(path)
+    size = tuple(image_size) if image_size else (_training_image_size(path, checkpoint)
                                                  or tuple(fallback_image_size))
 
     @torch.no_grad()
@@ -192,6 +205,22 @@ def onnx_embedder(model_path: str | Path, batch_size: int, num_workers: int,
     from reidsort.embedders.onnx import OnnxEmbedder
 
     embedder = OnnxEmbedder(str(model_path), max_batch=batch_size, num_threads=num_threads)
+    return _crop_embedder(embedder, f"ONNX model {model_path}", batch_size, num_workers)
+
+
+def torchscript_embedder(model_path: str | Path, device: str, batch_size: int,
+                         num_workers: int) -> ImageEmbedder:
+    """A ``task=export format=torchscript`` archive; preprocessing comes from its metadata."""
+    from reidsort.embedders.torch import TorchEmbedder
+
+    embedder = TorchEmbedder(str(model_path), max_batch=batch_size, device=device)
+    return _crop_embedder(embedder, f"TorchScript model {model_path}", batch_size, num_workers,
+                          str(embedder.device))
+
+
+def _crop_embedder(embedder: Any, what: str, batch_size: int, num_workers: int,
+                   device: str | None = None) -> ImageEmbedder:
+    """An embedder of the tracker (BGR crops, its own preprocessing) over decoded RGB images."""
 
     def embed(images: list[np.ndarray], mirrored: bool) -> np.ndarray:
         # the embedder takes BGR crops (what tracking cuts from video frames)
@@ -200,7 +229,9 @@ def onnx_embedder(model_path: str | Path, batch_size: int, num_workers: int,
         return np.asarray(embedder.embed_crops(crops), dtype=np.float32)
 
     size = embedder.spec.size_hw if hasattr(embedder, "spec") else None
-    description = f"ONNX model {model_path}" + (f" (input {size[0]}x{size[1]})" if size else "")
+    details = [f"input {size[0]}x{size[1]}"] if size else []
+    details += [device] if device else []
+    description = what + (f" ({', '.join(details)})" if details else "")
     return ImageEmbedder(embed, int(embedder.feature_dim), None, description, batch_size,
                          num_workers)
 

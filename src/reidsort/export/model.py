@@ -29,9 +29,11 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 import reidsort
+from reidsort.export.file_kind import ONNX_MODEL, TORCHSCRIPT, sniff_model_file
 from reidsort.export.metadata import HASH_HEX_DIGITS, ModelMetadata, config_sha256
 from reidsort.reid.backbones import BACKBONE_NAMES, build_backbone
 from reidsort.reid.backbones.weights import read_checkpoint
+from reidsort.reid.training_data import TRAINING_DATA_KEY
 from reidsort.utils.errors import ReidsortError
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,8 @@ def load_checkpoint_net(
     _load_exactly(net, state, path)
     net.eval()
 
-    training_cfg = read_training_config(path)
+    # the config.yaml beside it, else the data config recorded inside (a checkpoint moved alone)
+    training_cfg = read_training_config(path) or recorded_training_config(checkpoint)
     size = _choose_image_size(path, training_cfg, image_size)
     metadata = ModelMetadata(
         input_size=size,
@@ -208,6 +211,11 @@ def _read_lightning_checkpoint(path: Path) -> dict[str, Any]:
     """
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    kind = sniff_model_file(path)
+    if kind in (ONNX_MODEL, TORCHSCRIPT):
+        # an export, not what exports are made from
+        raise ReidsortError(f"{path}: is an exported {kind}, not a task=train checkpoint; pass "
+                            "the .ckpt it was exported from (checkpoints/ of the training run)")
     checkpoint = read_checkpoint(path)  # ValueError naming the file and the unpickler's reason
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("state_dict"),
                                                              Mapping):
@@ -227,6 +235,15 @@ def read_training_config(ckpt_path: Path) -> dict[str, Any] | None:
     if not isinstance(loaded, dict):
         raise ReidsortError(f"{config_path}: training config is not a mapping")
     return loaded
+
+
+def recorded_training_config(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``{"data": <data config>}`` from the record ``task=train`` keeps inside its checkpoints
+    (:mod:`reidsort.reid.training_data`), or None for checkpoints without one."""
+    record = checkpoint.get(TRAINING_DATA_KEY)
+    if isinstance(record, Mapping) and isinstance(record.get("config"), Mapping):
+        return {"data": dict(record["config"])}
+    return None
 
 
 def _choose_image_size(

@@ -28,7 +28,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ OUTPUT_NAME = "features"
 BATCH_DIM_NAME = "batch"
 #: Batch of the example input: not 1, so no exporter can specialise the batch axis to 1.
 EXAMPLE_BATCH = 2
+#: Loggers of the ONNX exporter stack. Their INFO notes ("Removed 191 unused nodes", "Applied
+#: 42 of general pattern rewrite rules", ...) are progress chatter: the run's log file keeps
+#: them, the console does not (see :func:`exporter_notes_to_log_file`).
+EXPORTER_LOGGERS: tuple[str, ...] = ("torch.onnx", "onnxscript", "onnx_ir", "onnxslim")
 
 
 def export_onnx(source: str | Path | nn.Module | LoadedNet, out_path: str | Path,
@@ -117,21 +121,24 @@ def export_onnx_verified(
 
 def to_onnx_model(
     net: nn.Module, input_size: Sequence[int], *, opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
+    exporter: str = "dynamo", output_names: Sequence[str] = (OUTPUT_NAME,),
 ) -> onnx.ModelProto:
-    """The ONNX graph of ``net`` for (batch, 3, H, W) float32 input, batch dynamic."""
+    """The ONNX graph of ``net`` for (batch, 3, H, W) float32 input, batch dynamic; one output
+    per name of ``output_names`` (a network returning a tuple, e.g. FairMOT's four maps), each
+    with a dynamic batch axis."""
     if exporter not in EXPORTERS:
         raise ReidsortError(f"onnx exporter must be one of {EXPORTERS}, got {exporter!r}")
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise ReidsortError(f"opset {opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}")
     example = torch.zeros(EXAMPLE_BATCH, 3, int(input_size[0]), int(input_size[1]))
     chatter = io.StringIO()  # the exporters print progress; keep it for the debug log
-    with torch.no_grad(), contextlib.redirect_stdout(chatter), quiet_tracing():
+    with torch.no_grad(), contextlib.redirect_stdout(chatter), quiet_tracing(), \
+            exporter_notes_to_log_file():
         try:
             if exporter == "dynamo":
-                model = _export_dynamo(net, example, int(opset))
+                model = _export_dynamo(net, example, int(opset), output_names)
             else:
-                model = _export_legacy(net, example, int(opset))
+                model = _export_legacy(net, example, int(opset), output_names)
         except ReidsortError:
             raise
         except Exception as exc:  # noqa: BLE001 - unsupported code in a user's module
@@ -157,7 +164,42 @@ def quiet_tracing():
         log.debug("%s: %s", warning.category.__name__, warning.message)
 
 
-def _export_dynamo(net: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+def _is_exporter_logger(name: str) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in EXPORTER_LOGGERS)
+
+
+class _ExporterNotesFilter(logging.Filter):
+    """Lets through everything but the exporter stack's records below WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _is_exporter_logger(record.name)
+
+
+@contextlib.contextmanager
+def exporter_notes_to_log_file() -> Iterator[None]:
+    """Keep the exporters' INFO / DEBUG notes off the console while the block runs.
+
+    Console handlers (any handler but a FileHandler) of the root logger and of the exporter
+    loggers get a filter for the duration; file handlers, i.e. the run's ``<task>.log``, still
+    receive every note, and warnings and errors still reach the console.
+    """
+    loggers = [logging.getLogger()]
+    loggers += [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)
+                if _is_exporter_logger(name)]
+    console = {handler for logger in loggers for handler in logger.handlers
+               if not isinstance(handler, logging.FileHandler)}
+    notes_filter = _ExporterNotesFilter()
+    for handler in console:
+        handler.addFilter(notes_filter)
+    try:
+        yield
+    finally:
+        for handler in console:
+            handler.removeFilter(notes_filter)
+
+
+def _export_dynamo(net: nn.Module, example: torch.Tensor, opset: int,
+                   output_names: Sequence[str] = (OUTPUT_NAME,)) -> onnx.ModelProto:
     if importlib.util.find_spec("onnxscript") is None:  # the dynamo exporter's dependency
         raise ReidsortError(
             "the dynamo ONNX exporter needs the onnxscript package (pip install onnxscript), "
@@ -166,18 +208,19 @@ def _export_dynamo(net: nn.Module, example: torch.Tensor, opset: int) -> onnx.Mo
     batch = torch.export.Dim(BATCH_DIM_NAME, min=1)
     program = torch.onnx.export(
         net, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), optimize=True,
+        output_names=list(output_names), dynamic_shapes=({0: batch},), optimize=True,
         verbose=False, report=False,
     )
     return program.model_proto
 
 
-def _export_legacy(net: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+def _export_legacy(net: nn.Module, example: torch.Tensor, opset: int,
+                   output_names: Sequence[str] = (OUTPUT_NAME,)) -> onnx.ModelProto:
     buffer = io.BytesIO()
     torch.onnx.export(
         net, (example,), buffer, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME], do_constant_folding=True,
-        dynamic_axes={INPUT_NAME: {0: BATCH_DIM_NAME}, OUTPUT_NAME: {0: BATCH_DIM_NAME}},
+        output_names=list(output_names), do_constant_folding=True,
+        dynamic_axes={name: {0: BATCH_DIM_NAME} for name in (INPUT_NAME, *output_names)},
     )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -187,7 +230,8 @@ def simplify_model(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnxslim
 
     chatter = io.StringIO()
-    with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+    with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), \
+            exporter_notes_to_log_file():
         warnings.simplefilter("ignore")
         slimmed = onnxslim.slim(model)
     if not isinstance(slimmed, onnx.ModelProto):

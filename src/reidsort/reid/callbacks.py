@@ -8,11 +8,15 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from reidsort.utils.io import atomic_output
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("reidsort.train")
 
@@ -58,12 +62,49 @@ CURVE_PANELS: dict[str, tuple[str, ...]] = {
 }
 
 
-class TrainingCurves(L.Callback):
-    """Record epoch metrics and redraw ``path`` (losses, train accuracy, val mAP / Rank-1)."""
+#: panel that gets the colour-histogram baseline as a reference line, and that line's label
+BASELINE_PANEL = "validation"
+BASELINE_LABEL = "histogram mAP (baseline)"
 
-    def __init__(self, path: str) -> None:
+
+def draw_training_curves(history: dict[str, list[tuple[int, float]]],
+                         baseline_map: float | None = None) -> Figure:
+    """One panel per :data:`CURVE_PANELS` entry with the recorded ``(epoch, value)`` series;
+    ``baseline_map`` (the colour-histogram mAP on the validation split) is drawn as a dashed
+    horizontal line in the validation panel, so the curve reads against what no learning gets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(5 * len(CURVE_PANELS), 3.6))
+    for ax, (title, keys) in zip(axes, CURVE_PANELS.items()):
+        for key in keys:
+            points = history.get(key)
+            if points:
+                xs, ys = zip(*points)
+                ax.plot([x + 1 for x in xs], ys, marker="o", ms=3,
+                        label=key.split("/", 1)[1].removesuffix("_epoch"))
+        if title == BASELINE_PANEL and baseline_map is not None:
+            ax.axhline(baseline_map, color="grey", linestyle="--", linewidth=1,
+                       label=BASELINE_LABEL)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+class TrainingCurves(L.Callback):
+    """Record epoch metrics and redraw ``path`` (losses, train accuracy, val mAP / Rank-1, and
+    the colour-histogram val mAP when ``task=train`` computed it: ``baseline_map``)."""
+
+    def __init__(self, path: str, baseline_map: float | None = None) -> None:
         self.path = Path(path)
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.baseline_map = baseline_map
 
     def _record(self, trainer: L.Trainer, prefix: str) -> None:
         epoch = trainer.current_epoch
@@ -92,25 +133,9 @@ class TrainingCurves(L.Callback):
     def _draw(self, trainer: L.Trainer) -> None:
         if not trainer.is_global_zero or not self.history:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(5 * len(CURVE_PANELS), 3.6))
-        for ax, (title, keys) in zip(axes, CURVE_PANELS.items()):
-            for key in keys:
-                points = self.history.get(key)
-                if points:
-                    xs, ys = zip(*points)
-                    ax.plot([x + 1 for x in xs], ys, marker="o", ms=3,
-                            label=key.split("/", 1)[1].removesuffix("_epoch"))
-            ax.set_title(title)
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=8)
-        fig.tight_layout()
+        fig = draw_training_curves(self.history, baseline_map=self.baseline_map)
         with atomic_output(self.path) as tmp:
             fig.savefig(tmp, dpi=110)
         plt.close(fig)
@@ -132,7 +157,18 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     checkpoint was saved in that step. (Its own ``save_last="link"`` links to the newest *saved*
     checkpoint even when the last epoch was not saved, so ``last.ckpt`` would no longer be the
     last epoch and a resumed run would restart from an older one.)
+
+    ``save_weights_only_best=True`` writes the best epoch without optimizer, scheduler, callback
+    and loop state (state dict + hyper-parameters + the training-data record: what
+    ``task=eval``, ``task=export`` and ``init_from`` read; a third of a ResNet-18 + Adam
+    checkpoint), while ``last.ckpt`` stays complete for ``resume=true``; it is then always a
+    file of its own, since a link to the best would not be resumable.
     """
+
+    def __init__(self, *args, save_weights_only_best: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.save_weights_only_best = bool(save_weights_only_best)
+        self._saving_last = False
 
     # Lightning 2.6 refreshes last.ckpt only in steps where a top-k checkpoint was saved, so
     # after an epoch that is not among the best last.ckpt would still be an older epoch (and a
@@ -161,12 +197,25 @@ class BestAndLastCheckpoint(ModelCheckpoint):
             and self._last_global_step_saved == trainer.global_step
             and self._last_checkpoint_saved == self.best_model_path
         )
+        link = best_saved_now and not self.save_weights_only_best
         last_path = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
-        if not best_saved_now and os.path.islink(last_path) and trainer.is_global_zero:
-            # a link to an older best: writing through it would overwrite that checkpoint
+        if not link and os.path.islink(last_path) and trainer.is_global_zero:
+            # a link to a best checkpoint: writing through it would overwrite that checkpoint
             os.remove(last_path)
-        mode, self.save_last = self.save_last, ("link" if best_saved_now else True)
+        mode, self.save_last = self.save_last, ("link" if link else True)
+        self._saving_last = True
         try:
             super()._save_last_checkpoint(trainer, monitor_candidates)
         finally:
-            self.save_last = mode
+            self.save_last, self._saving_last = mode, False
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        if not (self.save_weights_only_best and not self._saving_last):
+            super()._save_checkpoint(trainer, filepath)
+            return
+        # the best epoch: weights only (Lightning's own option applies to every file it saves)
+        mode, self.save_weights_only = self.save_weights_only, True
+        try:
+            super()._save_checkpoint(trainer, filepath)
+        finally:
+            self.save_weights_only = mode

@@ -21,6 +21,7 @@ from reidsort.reid.head import BNNeckHead, HeadOutput, l2_normalize
 from reidsort.reid.metrics import RetrievalResult, evaluate_retrieval
 from reidsort.reid.objective import ReIDObjective, accuracy
 from reidsort.reid.optim import WithCenterSGD
+from reidsort.reid.training_data import TRAINING_DATA_KEY
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class ReIDModule(L.LightningModule):
         #: validation metrics of every epoch (not sanity checks): {"epoch": e, "val/mAP": ...}
         self.val_history: list[dict[str, float]] = []
         self._warned_small: set[str] = set()
+        #: what task=train trains on (reidsort.reid.training_data), saved into every checkpoint
+        #: beside the hyper-parameters (not one of them: they rebuild the model)
+        self.training_data: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ model
     @property
@@ -133,6 +137,8 @@ class ReIDModule(L.LightningModule):
             if isinstance(backbone, dict):
                 backbone.update({key: None for key in INITIAL_WEIGHT_KEYS if key in backbone})
             checkpoint["hyper_parameters"] = {**hparams, "model": model}
+        if self.training_data is not None:
+            checkpoint[TRAINING_DATA_KEY] = copy.deepcopy(self.training_data)
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:

@@ -1,9 +1,11 @@
 """``task=eval``: Re-ID evaluation of a checkpoint, an ONNX model or saved features, with a report.
 
-``python main.py task=eval ckpt_path=<.ckpt|.onnx|.npz> data=<config> ...`` embeds the query
-and gallery images, scores them under the Market-1501 protocol (or without cameras), optionally
-with flip test-time augmentation and k-reciprocal re-ranking, and writes ``summary.md``, CSV
-tables and PNG plots to the run directory. Returns ``eval/*`` metrics.
+``python main.py task=eval ckpt_path=<.ckpt|.pt|.onnx|.npz> [data=<config>] ...`` embeds the
+query and gallery images, scores them under the Market-1501 protocol (or without cameras),
+optionally with flip test-time augmentation and k-reciprocal re-ranking, and writes
+``summary.md``, CSV tables and PNG plots to the run directory. Returns ``eval/*`` metrics.
+A checkpoint is evaluated on the data it was trained on unless ``data=`` says otherwise
+(:mod:`reidsort.evaluation.eval_data`); the console names the data, split and sizes.
 """
 
 from __future__ import annotations
@@ -19,16 +21,24 @@ from omegaconf import DictConfig
 
 from reidsort.data.datasets import ImageRecord
 from reidsort.evaluation import reid_plots
+from reidsort.evaluation.eval_data import (
+    choose_eval_data,
+    describe_split,
+    differences_from_training,
+)
 from reidsort.evaluation.reid_data import load_eval_split
 from reidsort.evaluation.reid_features import (
     CHECKPOINT,
     FEATURES,
+    TORCHSCRIPT_MODEL,
     checkpoint_embedder,
     load_saved_features,
     onnx_embedder,
     source_kind,
+    torchscript_embedder,
 )
 from reidsort.evaluation.reid_report import EvalTables, write_summary, write_tables
+from reidsort.reid.checkpoints import load_checkpoint
 from reidsort.reid.metrics import (
     DistanceMetric,
     RetrievalResult,
@@ -36,6 +46,7 @@ from reidsort.reid.metrics import (
     evaluate_retrieval_from_distmat,
 )
 from reidsort.reid.reranking import k_reciprocal_rerank
+from reidsort.reid.training_data import read_training_data
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.io import atomic_output
 
@@ -68,22 +79,34 @@ def _check_features(query: np.ndarray, gallery: np.ndarray, source: str) -> None
 def _embed(cfg: DictConfig, source: Path, kind: str) -> tuple[np.ndarray, np.ndarray,
                                                                list[ImageRecord],
                                                                list[ImageRecord],
-                                                               str, str, dict[str, int]]:
-    """Features and records of query and gallery, plus descriptions and counts."""
+                                                               str, str, dict[str, int],
+                                                               list[str]]:
+    """Features and records of query and gallery, descriptions, counts and console notes."""
     task = cfg.task
     if kind == FEATURES:
         saved = load_saved_features(source)
         return (saved.query_features, saved.gallery_features, saved.query, saved.gallery,
-                f"saved features {source}", f"features file {source}", {})
-    split = load_eval_split(cfg.data, str(task.folder_identities), int(cfg.get("seed") or 0),
-                            split=str(task.get("split", "test")))
+                f"saved features {source}", f"features file {source}", {}, [])
+    checkpoint = load_checkpoint(source) if kind == CHECKPOINT else None
+    trained = read_training_data(checkpoint, source) if checkpoint is not None else None
+    chosen = choose_eval_data(cfg, trained, source, has_record_kind=kind == CHECKPOINT)
+    # the model first: a wrong file fails before the data is read and scanned
     batch_size, workers = int(task.batch_size), int(task.num_workers)
     if kind == CHECKPOINT:
-        embedder = checkpoint_embedder(source, task.get("image_size"), cfg.data.image_size,
+        embedder = checkpoint_embedder(source, task.get("image_size"), chosen.config.image_size,
                                        str(task.device), task.get("eval_feature"), batch_size,
-                                       workers)
+                                       workers, checkpoint=checkpoint)
+    elif kind == TORCHSCRIPT_MODEL:
+        embedder = torchscript_embedder(source, str(task.device), batch_size, workers)
     else:
         embedder = onnx_embedder(source, batch_size, workers, task.get("onnx_threads"))
+    split = load_eval_split(chosen.config, str(task.folder_identities),
+                            int(cfg.get("seed") or 0), split=str(task.get("split", "test")))
+    notes = [f"data     {describe_split(split)}", f"         from {chosen.origin}"]
+    for warning in differences_from_training(split, trained, source):
+        log.warning(warning)
+        notes.append(f"warning  {warning}")
+    log.info("evaluating %s", describe_split(split))
     log.info("embedding %d query and %d gallery images with %s", len(split.query),
              len(split.gallery), embedder.description)
     flip = bool(task.flip)
@@ -94,7 +117,7 @@ def _embed(cfg: DictConfig, source: Path, kind: str) -> tuple[np.ndarray, np.nda
     return (query.features, gallery.features,
             [r for r, keep in zip(split.query, query.kept) if keep],
             [r for r, keep in zip(split.gallery, gallery.kept) if keep],
-            embedder.description, split.source, counts)
+            embedder.description, split.source, counts, notes)
 
 
 def _pair_distances(query: np.ndarray, gallery: np.ndarray, rows: np.ndarray,
@@ -182,8 +205,8 @@ def eval(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     if not cfg.get("ckpt_path"):
-        raise ReidsortError("ckpt_path is not set: pass ckpt_path=<model .ckpt, .onnx or "
-                            "saved features .npz>")
+        raise ReidsortError("ckpt_path is not set: pass ckpt_path=<model .ckpt, TorchScript .pt, "
+                            ".onnx or saved features .npz>")
     if str(task.protocol) not in PROTOCOLS:
         raise ReidsortError(f"task.protocol={task.protocol!r}: expected one of {PROTOCOLS}")
     metric = DistanceMetric(str(task.distance))
@@ -195,7 +218,7 @@ def eval(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
 
     (query_features, gallery_features, query, gallery, model, data_source,
-     counts) = _embed(cfg, source, kind)
+     counts, data_notes) = _embed(cfg, source, kind)
     embedded = time.perf_counter()
     _check_features(query_features, gallery_features, model)
     camera_exclusion = str(task.protocol) == "market1501"
@@ -266,14 +289,21 @@ def eval(cfg: DictConfig) -> dict[str, float]:
         "eval/num_valid_queries": float(result.num_valid_queries),
         "time/seconds": time.perf_counter() - started,
     })
-    print(_console_summary(tables, summary), flush=True)
+    print(_console_summary(tables, summary, data_notes, metrics), flush=True)
     return metrics
 
 
-def _console_summary(tables: EvalTables, summary: Path) -> str:
-    lines = ["", "=" * 64, f"reidsort eval  ({tables.model})", "-" * 64]
+def _console_summary(tables: EvalTables, summary: Path, data_notes: list[str],
+                     metrics: dict[str, float]) -> str:
+    # with re-ranking, the scores without it (eval/<name>_plain) stand beside the re-ranked ones
+    plain = {key.removeprefix("eval/").removesuffix("_plain"): value
+             for key, value in metrics.items() if key.endswith("_plain")}
+    lines = ["", "=" * 64, f"reidsort eval  ({tables.model})", *data_notes, "-" * 64]
+    if plain:
+        lines.append(f"{'':<8} {'re-ranked':<10} without re-ranking")
     for name, value in tables.metrics().items():
-        lines.append(f"{name:<8} {value:.4f}")
+        lines.append(f"{name:<8} {value:<10.4f} {plain[name]:.4f}" if name in plain
+                     else f"{name:<8} {value:.4f}")
     lines += [(f"queries  {tables.result.num_valid_queries} scored of {len(tables.query)}, "
                f"gallery {len(tables.gallery)}"),
               f"report   {summary}", "=" * 64]

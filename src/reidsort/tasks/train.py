@@ -16,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from reidsort.data.datamodule import ReIDDataModule
 from reidsort.reid.baseline import histogram_baseline
+from reidsort.reid.callbacks import TrainingCurves
 from reidsort.reid.checkpoints import (
     check_resume_compatible,
     find_last_checkpoint,
     load_transferable_weights,
 )
 from reidsort.reid.module import ReIDModule
+from reidsort.reid.training_data import training_data_record
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.hydra_utils import resolved_yaml, to_plain
 from reidsort.utils.io import atomic_write_text
@@ -90,6 +92,14 @@ def _without_validation(callbacks: DictConfig | None) -> DictConfig | None:
     return OmegaConf.create(kept)
 
 
+def _data_choice() -> str | None:
+    """The data group option of this run (``synthetic``, ``folder``, ...), when Hydra runs it."""
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get("data")
+    return str(choice) if choice is not None else None
+
+
 def _describe_data(datamodule: ReIDDataModule, sizes: dict[str, int]) -> str:
     val = (f"{sizes['val_identities']} held-out identities ({sizes['val_query_images']} query / "
            f"{sizes['val_gallery_images']} gallery)" if datamodule.has_validation
@@ -137,6 +147,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info(_describe_data(datamodule, sizes))
 
     module = build_module(cfg, datamodule.num_classes)
+    # recorded in every checkpoint: task=eval evaluates this data unless data= says otherwise
+    module.training_data = training_data_record(cfg.data, _data_choice(),
+                                                datamodule.dataset_root, sizes)
     ckpt_path = _resolve_ckpt_path(cfg)
     if ckpt_path:
         check_resume_compatible(ckpt_path, module, datamodule.num_classes,
@@ -162,6 +175,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     baseline: dict[str, float] = {}
     if cfg.task.get("histogram_baseline") and trainer.is_global_zero:
         baseline = _histogram_baselines(datamodule)
+        # the curves show val mAP against this reference line
+        for callback in callbacks:
+            if isinstance(callback, TrainingCurves):
+                callback.baseline_map = baseline.get("baseline/val_hist_mAP")
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 

@@ -1,25 +1,79 @@
-"""Hydra glue: project-root resolver, config location, and small instantiation helpers."""
+"""Hydra glue: run-root resolver, config location, and small instantiation helpers."""
 
 from __future__ import annotations
 
 import os
 import socket
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-CONFIG_DIR = PROJECT_ROOT / "conf"
+from reidsort.utils.errors import ReidsortError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
+#: the configs inside an installed wheel (setup.py maps conf/ to ``reidsort.conf``)
+PACKAGED_CONFIG = "reidsort.conf"
+
+
+def checkout_config_dir() -> Path | None:
+    """``<checkout>/conf`` when this code runs from a source checkout (src/ layout, editable
+    install or ``python main.py``), else None: an installed wheel reads its packaged copy."""
+    conf = PROJECT_ROOT / "conf"
+    from_checkout = PACKAGE_DIR.parent.name == "src" and (conf / "config.yaml").is_file()
+    return conf if from_checkout else None
+
+
+def config_path() -> str:
+    """What ``hydra.main`` reads: the checkout's conf/, else ``pkg://reidsort.conf``. Users add
+    their own folders on top with Hydra's ``--config-dir`` (or replace it with ``--config-path``)."""
+    conf = checkout_config_dir()
+    return str(conf) if conf is not None else f"pkg://{PACKAGED_CONFIG}"
+
+
+def _packaged_config() -> Traversable:
+    try:
+        return resources.files(PACKAGED_CONFIG)
+    except ModuleNotFoundError:
+        raise ReidsortError(f"reidsort's configs are missing: no conf/ beside the code and no "
+                            f"{PACKAGED_CONFIG} package (reinstall reidsort)") from None
 
 
 def config_dir() -> Path:
-    """The Hydra config folder: ``$REIDSORT_CONFIG_DIR`` or ``<project>/conf``."""
-    return Path(os.environ.get("REIDSORT_CONFIG_DIR", CONFIG_DIR))
+    """The primary config folder on disk (for the compose API): the checkout's or the wheel's."""
+    conf = checkout_config_dir()
+    if conf is not None:
+        return conf
+    packaged = _packaged_config()
+    if not isinstance(packaged, Path):
+        raise ReidsortError(f"reidsort's packaged configs are not a folder on disk: {packaged}")
+    return packaged
 
 
-def _project_root() -> str:
-    return os.environ.get("REIDSORT_ROOT", str(PROJECT_ROOT))
+def config_groups(extra_dirs: list[str] | tuple[str, ...] = ()) -> set[str]:
+    """Names of the config groups (sub-folders) of the primary config and of ``extra_dirs``
+    (the folders given with ``--config-dir``), read from disk or from the installed package."""
+    primary = checkout_config_dir() or _packaged_config()
+    folders = [primary, *(Path(folder).expanduser() for folder in extra_dirs)]
+    return {entry.name for folder in folders if folder.is_dir()
+            for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("__")}
+
+
+def _run_root() -> str:
+    """``$REIDSORT_ROOT`` or the folder the command was started from (Hydra's runtime.cwd,
+    which stays put under ``hydra.job.chdir=true``; os.getcwd() before a multirun's first job)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if "REIDSORT_ROOT" in os.environ:
+        return os.environ["REIDSORT_ROOT"]
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.cwd)
+    return os.getcwd()
 
 
 def _wandb_offline() -> bool:
@@ -39,7 +93,7 @@ def _wandb_offline() -> bool:
 def register_resolvers() -> None:
     """Register the ``${reidsort_root:}`` and ``${wandb_offline:}`` resolvers (idempotent)."""
     if not OmegaConf.has_resolver("reidsort_root"):
-        OmegaConf.register_new_resolver("reidsort_root", _project_root)
+        OmegaConf.register_new_resolver("reidsort_root", _run_root)
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", _wandb_offline, use_cache=True)
 
