@@ -4,7 +4,9 @@ A detector takes a batch of :class:`~reidsort.video.frame.Frame` objects and ret
 :class:`Detections` per frame: ``xyxy`` boxes in frame pixels, scores, class ids and, for
 instance-segmentation models, boolean masks. Detectors that read detections from files (MOT
 ``det.txt``, COCO annotations) never look at pixels (``needs_pixels = False``) and are told the
-source first (:meth:`Detector.bind`).
+source first (:meth:`Detector.bind`). Joint detection + embedding models (FairMOT) also return
+one appearance embedding per box (``embeddings``, ``produces_embeddings = True``): the tracking
+app then runs no embedder.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ MIN_BOX_SIDE_PX = 1.0
 @dataclass(frozen=True)
 class Detections:
     """Detections of one frame: ``xyxy`` (N, 4) float64, ``scores`` (N,), ``class_ids`` (N,)
-    int64, and optionally ``masks`` (N, H, W) bool."""
+    int64, and optionally ``masks`` (N, H, W) bool and ``embeddings`` (N, D) float32 (L2-normalised
+    appearance features of a joint detection + embedding model)."""
 
     xyxy: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
     masks: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(-1, 4)
@@ -45,6 +49,12 @@ class Detections:
             )
         if self.masks is not None and (self.masks.ndim != 3 or len(self.masks) != count):
             raise ValueError(f"masks must be (N, H, W) for {count} boxes, got {self.masks.shape}")
+        if self.embeddings is not None:
+            embeddings = np.asarray(self.embeddings, dtype=np.float32)
+            if embeddings.ndim != 2 or len(embeddings) != count:
+                raise ValueError(f"embeddings must be (N, D) for {count} boxes, got "
+                                 f"{embeddings.shape}")
+            object.__setattr__(self, "embeddings", embeddings)
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
         object.__setattr__(self, "class_ids", class_ids)
@@ -57,9 +67,11 @@ class Detections:
         return len(self.xyxy)
 
     def select(self, keep: np.ndarray) -> Detections:
-        """The detections at ``keep`` (a boolean mask or indices), masks included."""
+        """The detections at ``keep`` (a boolean mask or indices), masks and embeddings
+        included."""
         return Detections(self.xyxy[keep], self.scores[keep], self.class_ids[keep],
-                          None if self.masks is None else self.masks[keep])
+                          None if self.masks is None else self.masks[keep],
+                          None if self.embeddings is None else self.embeddings[keep])
 
     def tracker_input(self) -> np.ndarray:
         """``(N, 6)`` ``[x1, y1, x2, y2, score, cls]``, what ``DeepSortTracker.update`` takes."""
@@ -78,7 +90,8 @@ class Detections:
         if keep.all() and np.array_equal(xyxy, self.xyxy):
             return self
         masks = None if self.masks is None else self.masks[keep]
-        return Detections(xyxy[keep], self.scores[keep], self.class_ids[keep], masks)
+        embeddings = None if self.embeddings is None else self.embeddings[keep]
+        return Detections(xyxy[keep], self.scores[keep], self.class_ids[keep], masks, embeddings)
 
 
 @runtime_checkable
@@ -89,6 +102,9 @@ class Detector(Protocol):
     needs_pixels: bool
     #: True when detections carry instance masks (drawn on the video).
     produces_masks: bool
+    # A detector whose class sets ``produces_embeddings = True`` fills ``Detections.embeddings``
+    # (task=track then runs no embedder); not a protocol member, so file-based detectors need
+    # not declare it: read it with ``getattr(cls, "produces_embeddings", False)``.
 
     def bind(self, source: SourceInfo) -> None:
         """Get ready for the frames of ``source`` (file-based detectors load its detections)."""
@@ -104,6 +120,7 @@ class PixelDetector(abc.ABC):
 
     needs_pixels = True
     produces_masks = False
+    produces_embeddings = False
 
     def bind(self, source: SourceInfo) -> None:  # noqa: B027 - deliberately a no-op
         """Model detectors work on any frame; nothing to prepare."""

@@ -196,7 +196,7 @@ class _Plan:
 
 def _plan(source: Source, detector: Lazy[Detector], embedder: Lazy[Embedder] | None,
           options: RunOptions, cache: CacheSpec | None,
-          cmc: CameraMotionEstimator | None = None) -> _Plan:
+          cmc: CameraMotionEstimator | None = None, detector_embeddings: bool = False) -> _Plan:
     info = source.info
     cmc_needs_pixels = cmc is not None and cmc.needs_images
     if cmc_needs_pixels and isinstance(source, MotSequenceSource) and not source.has_images:
@@ -214,9 +214,12 @@ def _plan(source: Source, detector: Lazy[Detector], embedder: Lazy[Embedder] | N
     masks_wanted = drawing and options.draw_masks and detector.get().produces_masks
     if cache is not None and not masks_wanted:
         cached_dets = cache.cache.load_detections(info.name, cache.detection_key)
-        if cached_dets is not None and embedder is not None and cache.embedding_key:
+        wants_embeddings = embedder is not None or detector_embeddings
+        if cached_dets is not None and wants_embeddings and cache.embedding_key:
             cached_embeddings = cache.cache.load_embeddings(info.name, cache.embedding_key,
                                                             len(cached_dets.xyxy))
+        if detector_embeddings and cached_embeddings is None:
+            cached_dets = None  # only the detector can give its embeddings: run it again
     compute_embeddings = embedder is not None and cached_embeddings is None
     need_pixels = drawing or compute_embeddings or cmc_needs_pixels or (
         cached_dets is None and detector.get().needs_pixels)
@@ -267,21 +270,30 @@ def track_source(
     options: RunOptions,
     cache: CacheSpec | None = None,
     cmc: CameraMotionEstimator | None = None,
+    detector_embeddings: bool = False,
 ) -> SourceResult:
     """Track ``source`` and write ``<out_dir>/<name>.txt`` (and ``<name>.mp4``); see the module
     docstring. Nothing is written if it fails (a live source stopped with Ctrl-C keeps what was
     tracked). ``cmc`` estimates the camera motion handed to the tracker (None or an identity
-    estimator: the tracker gets no ``warp``, so trackers without CMC support work too)."""
+    estimator: the tracker gets no ``warp``, so trackers without CMC support work too).
+    ``detector_embeddings``: the tracker gets the embeddings the detector returns with its boxes
+    (``Detections.embeddings``: a joint detection + embedding model, FairMOT) and ``embedder``
+    must be None; they are cached under ``cache.embedding_key`` like an embedder's."""
+    if detector_embeddings and embedder is not None:
+        raise ValueError("track_source: detector_embeddings=True takes no embedder")
     info = source.info
     out_dir = Path(out_dir)
     if options.display:
         check_display_available()  # before anything is computed or written
     if cmc is not None and cmc.is_identity:
         cmc = None
-    plan = _plan(source, detector, embedder, options, cache, cmc)
+    plan = _plan(source, detector, embedder, options, cache, cmc, detector_embeddings)
     if plan.compute_dets:
         detector.get().bind(info)
     compute_embeddings = embedder is not None and plan.cached_embeddings is None
+    # embeddings this run produces (an embedder's, or the detector's fresh ones) get cached
+    fresh_embeddings = compute_embeddings or (detector_embeddings
+                                              and plan.cached_embeddings is None)
     # with everything cached there is no model to overlap: threads would only add hand-overs
     pipelined = options.pipeline and (plan.compute_dets or compute_embeddings)
     timer = StageTimer(parallel=pipelined)
@@ -313,7 +325,7 @@ def track_source(
         features = stack.enter_context(closing(_features(
             _chunks(budget.take(frames), chunk_size), plan, detector,
             embedder if compute_embeddings else None, timer, info, options.mode,
-            options.clip_boxes, pipelined)))
+            options.clip_boxes, pipelined, detector_embeddings)))
         try:
             for chunk, chunk_dets, chunk_embeddings in features:
                 for frame, dets, embeddings in zip(chunk, chunk_dets, chunk_embeddings):
@@ -352,14 +364,15 @@ def track_source(
         if plan.compute_dets:
             cache.cache.save_detections(info.name, cache.detection_key, recorder.detections())
         embeddings_table = recorder.embeddings()
-        if compute_embeddings and cache.embedding_key and embeddings_table is not None:
+        if fresh_embeddings and cache.embedding_key and embeddings_table is not None:
             cache.cache.save_embeddings(info.name, cache.embedding_key, embeddings_table)
     return SourceResult(
         name=info.name, rows=results.rows(), results_path=results_path, video_path=video_path,
         timing=timing, skipped_frames=source.skipped_frames, detections=detections,
         complete=complete,
         cache_hits={"detections": not plan.compute_dets,
-                    "embeddings": embedder is not None and not compute_embeddings},
+                    "embeddings": (embedder is not None or detector_embeddings)
+                    and not fresh_embeddings},
     )
 
 
@@ -391,10 +404,11 @@ def _stage(items: Iterator, step: Callable) -> Iterator:
 
 def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detector],
               embedder: Lazy[Embedder] | None, timer: StageTimer, info: SourceInfo,
-              mode: str, clip_boxes: bool, pipelined: bool) -> Iterator[tuple[list[Frame], list[Detections],
-                                                            list[np.ndarray | None]]]:
+              mode: str, clip_boxes: bool, pipelined: bool, detector_embeddings: bool = False
+              ) -> Iterator[tuple[list[Frame], list[Detections], list[np.ndarray | None]]]:
     """Each chunk with its detections and embeddings, computed or cached: in line, or
-    ``pipelined`` in a detection thread and an embedding thread, one chunk apart."""
+    ``pipelined`` in a detection thread and an embedding thread, one chunk apart
+    (``detector_embeddings``: those the detector returned with the boxes)."""
     # one chunk in flight between threads is enough to keep both models busy
     depth = 1 if pipelined else 0
 
@@ -418,6 +432,8 @@ def _features(chunks: Iterator[list[Frame]], plan: _Plan, detector: Lazy[Detecto
         if plan.cached_embeddings is not None:
             table = plan.cached_dets
             return chunk, dets, [plan.cached_embeddings[table.rows(f.index)] for f in chunk]
+        if detector_embeddings:
+            return chunk, dets, [d.embeddings for d in dets]
         return chunk, dets, [None] * len(chunk)
 
     detected = prefetched(_stage(chunks, detect), depth, f"detect {info.name}")

@@ -3,6 +3,10 @@ sequences; write MOTChallenge results and annotated videos; score sources that h
 
 With no ``source`` it renders (once) the built-in synthetic MOT sequence and tracks it twice,
 without and with the appearance embedder, so a new user sees what Re-ID buys.
+
+A detector that returns embeddings with its boxes (``produces_embeddings``: ``detector=fairmot``)
+replaces the embedder: the ``embedder`` group is not used, the tracker gets the detector's
+embeddings (cached with the detections, under a key that includes the model file).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Variant:
 
     label: str
     embedder_cfg: DictConfig | None
+    #: the tracker takes the detector's own embeddings (a joint detection + embedding model)
+    detector_embeddings: bool = False
 
 
 def embedder_label(embedder_cfg: DictConfig | None) -> str:
@@ -54,6 +60,20 @@ def embedder_label(embedder_cfg: DictConfig | None) -> str:
         return NO_EMBEDDER
     name = str(embedder_cfg.get("_target_", "embedder")).rsplit(".", 1)[-1]
     return name.removesuffix("Embedder").lower() or "embedder"
+
+
+def detector_embeds(detector_cfg: DictConfig | None) -> bool:
+    """Whether the configured detector returns embeddings (its class says
+    ``produces_embeddings = True``), read from the class without building the detector."""
+    target = detector_cfg.get("_target_") if detector_cfg is not None else None
+    if not target:
+        return False
+    from hydra.utils import get_class
+
+    try:
+        return bool(getattr(get_class(str(target)), "produces_embeddings", False))
+    except Exception:  # noqa: BLE001 - a bad target is reported when the detector is built
+        return False
 
 
 def run_options(task: DictConfig) -> RunOptions:
@@ -83,11 +103,18 @@ def _sources(cfg: DictConfig, skipped: list[str]) -> tuple[list[Source], bool]:
 
 def _variants(cfg: DictConfig, synthetic: bool, scored: bool) -> list[Variant]:
     embedder_cfg = cfg.get("embedder")
-    main = Variant(embedder_label(embedder_cfg), embedder_cfg)
+    if detector_embeds(cfg.get("detector")):
+        label = str(cfg.detector._target_).rsplit(".", 1)[-1].removesuffix("Detector").lower()
+        if embedder_cfg is not None:
+            print(f"embeddings from the detector ({label}): embedder={embedder_label(embedder_cfg)}"
+                  " is not used", flush=True)
+        main = Variant(label or "detector", None, detector_embeddings=True)
+    else:
+        main = Variant(embedder_label(embedder_cfg), embedder_cfg)
     compare = cfg.task.compare_without_embedder
     if str(compare).lower() == "auto":
         compare = synthetic
-    if not compare or embedder_cfg is None:
+    if not compare or (embedder_cfg is None and not main.detector_embeddings):
         return [main]
     if not scored:
         log.warning("task.compare_without_embedder needs sources with gt/gt.txt; not comparing")
@@ -114,6 +141,8 @@ def _cache_spec(cache: FeatureCache | None, source: Source, cfg: DictConfig,
     embedding_key = None
     if variant.embedder_cfg is not None:
         embedding_key = cache_key("embeddings", detection_key, to_plain(variant.embedder_cfg))
+    elif variant.detector_embeddings:  # the detection key fingerprints the model file
+        embedding_key = cache_key("embeddings", detection_key, "from the detector")
     return CacheSpec(cache, detection_key, embedding_key)
 
 
@@ -193,7 +222,8 @@ def _track_all(cfg: DictConfig, sources: list[Source], variant: Variant, out_roo
         out_dir = out_root / source.name
         result = track_source(source, detector, embedder, build_tracker(cfg.tracker, source),
                               out_dir, source_options, _cache_spec(cache, source, cfg, variant),
-                              camera_motion(cfg, source))
+                              camera_motion(cfg, source),
+                              detector_embeddings=variant.detector_embeddings)
         if postprocessor is not None and postprocessor.active:
             result = _postprocess(result, postprocessor, source_options.result_decimals)
         timing_text = result.timing.table(f"{source.name} ({variant.label}, "
