@@ -201,3 +201,24 @@ def test_cpu_recipe_composes_small_and_from_rendered_data(tmp_path):
     assert options.model.backbone == "mobilenet_v2"
     assert str(options.model.weights).endswith("models/mobilenetv2_imagenet.pt")
     assert max(options.scheduler.milestones) < options.max_epochs
+
+
+def test_distillation_from_a_reid_checkpoint_adds_to_the_tracking_loss(tmp_path, data_dir):
+    # a Re-ID teacher with 8-d embeddings vs the student's 16: the learned projection is trained
+    # and saved; the logged distillation term is positive and the tracking loss is still logged
+    from tiny_models import tiny_module, write_checkpoint
+
+    teacher = write_checkpoint(tiny_module("osnet_x0_25", num_classes=5),
+                               tmp_path / "teacher" / "checkpoints" / "last.ckpt",
+                               image_size=(64, 32))
+    cfg = _config([f"jde.distill={{reid: {{path: '{teacher}'}}, cache: false}}"],
+                  tmp_path / "run", data_dir)
+    metrics = jde(cfg)
+    assert metrics["train/distill_embedding"] > 0, metrics
+    assert metrics["train/distill_total"] == pytest.approx(metrics["train/distill_embedding"])
+    assert math.isfinite(metrics["train/loss"])
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True,
+                      map_location="cpu")
+    assert any(key.startswith("distill.") for key in ckpt["state_dict"]), list(ckpt["state_dict"])
+    assert ckpt["hyper_parameters"]["distill"]["reid"]["path"] == str(teacher)
+

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from reidsort.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from reidsort.jde.decode import TOP_K, decode_batch
+from reidsort.jde.distill import DistillationLoss, distill_enabled, plain_config
 from reidsort.jde.losses import (
     HEATMAP_WEIGHT,
     OFFSET_WEIGHT,
@@ -112,6 +113,7 @@ class JDELitModule(L.LightningModule):
         freeze: Sequence[str] | None = None,
         backbone_weights: str | None = None,
         backbone_pretrained: str | None = None,
+        distill: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         given = _plain(net)
@@ -131,6 +133,8 @@ class JDELitModule(L.LightningModule):
         scheduler = _plain(scheduler) if scheduler else None
         evaluation = _merged(EVALUATION_DEFAULTS, evaluation, "evaluation")
         freeze = [str(p) for p in (freeze or [])]
+        # a plain, validated dict (paths and numbers) before save_hyperparameters reads it
+        distill = plain_config(distill)
         if len(input_hw) != 2 or min(input_hw) <= 0 or any(v % 32 for v in input_hw):
             raise ReidsortError(f"JDELitModule: input_hw={input_hw} must be [H, W], positive "
                                 "multiples of 32")
@@ -140,6 +144,13 @@ class JDELitModule(L.LightningModule):
         self.save_hyperparameters(ignore=["backbone_weights", "backbone_pretrained"])
         self.net = JDENet(**net, weights=backbone_weights, pretrained=backbone_pretrained)
         self.loss = JDELoss(int(net["embedding_dim"]), num_ids, **loss)
+        # Distillation ADDS to the tracking loss (reidsort.jde.distill); its learned projections
+        # are submodules (distill.* keys), the frozen teachers are not.
+        self.distill = (
+            DistillationLoss(distill, embedding_dim=int(net["embedding_dim"]), num_ids=num_ids,
+                             num_classes=int(net["num_classes"]), mean=mean, std=std)
+            if distill_enabled(distill) else None
+        )
         self._apply_freeze(freeze)
         self._val_frames: list[tuple[np.ndarray, np.ndarray]] = []
         #: validation metrics of every epoch (not sanity checks): {"epoch": e, "val/AP50": ...}
@@ -183,14 +194,26 @@ class JDELitModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
         images, targets = batch
-        parts = self.loss(self.net(images), targets)
+        output = self.net(images)
+        parts = self.loss(output, targets)
         self._log_parts("train", parts, len(images))
+        total = parts.total
+        if self.distill is not None:
+            extra = self.distill(output, targets, images, identity_head=self.loss.identity_head)
+            total = total + extra.total  # the tracking loss keeps weight 1
+            for name, value in extra._asdict().items():
+                self.log(f"train/distill_{name}", value.detach(), on_step=False, on_epoch=True,
+                         batch_size=len(images))
         uncertainty = self.loss.uncertainty
         self.log("train/s_det", uncertainty.s_det.detach(), on_step=False, on_epoch=True,
                  batch_size=len(images))
         self.log("train/s_id", uncertainty.s_id.detach(), on_step=False, on_epoch=True,
                  batch_size=len(images))
-        return parts.total
+        return total
+
+    def on_train_epoch_start(self) -> None:
+        if self.distill is not None:
+            self.distill.on_epoch_start(self.current_epoch)
 
     # ------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:

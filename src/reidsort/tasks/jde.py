@@ -53,6 +53,7 @@ def build_jde_module(cfg: DictConfig, datamodule: JDEDataModule) -> JDELitModule
         freeze=to_plain(options.get("freeze")),
         backbone_weights=initial["weights"],
         backbone_pretrained=initial["pretrained"],
+        distill=to_plain(options.get("distill")),
     )
 
 
