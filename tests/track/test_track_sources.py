@@ -158,3 +158,31 @@ def test_resolve_lists_and_folders_of_sources(tmp_path):
     (tmp_path / "nothing").mkdir()
     with pytest.raises(ReidsortError, match="nothing to track"):
         resolve_sources(str(tmp_path / "nothing"))
+
+
+def test_a_run_of_corrupt_frames_is_one_warning_with_a_count(tmp_path, monkeypatch, caplog):
+    # frames 3-6 unreadable, then 8: two warnings (one per run), not five lines
+    source = VideoFileSource(write_video(tmp_path / "clip.mp4", frames=9))
+    monkeypatch.setattr(sources_module, "_open_capture",
+                        lambda target: _GlitchyCapture(9, {3, 4, 5, 6, 8}))
+    with caplog.at_level(logging.WARNING):
+        frames = list(source.frames())
+    assert [f.index for f in frames] == [1, 2, 7, 9]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["clip: frames 3-6 cannot be decoded (4 skipped)",
+                        "clip: frame 8 cannot be decoded (skipped)"], warnings
+    assert source.skipped_frames == 5
+
+
+def test_a_run_of_unreadable_images_at_the_end_is_reported_once(tmp_path, caplog):
+    folder = tmp_path / "frames"
+    _write_images(folder, ["f1.png", "f2.png"])
+    for name in ("f3.png", "f4.png", "f5.png"):
+        (folder / name).write_bytes(b"not an image")
+    source = ImageFolderSource(folder, frame_rate=10)
+    with caplog.at_level(logging.WARNING):
+        frames = list(source.frames())
+    assert [f.index for f in frames] == [1, 2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "frames 3-5 (f3.png .. f5.png) are missing or unreadable" \
+        " (3 skipped)" in warnings[0], warnings

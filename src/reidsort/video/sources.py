@@ -74,6 +74,8 @@ class Source(abc.ABC):
 
     def __init__(self) -> None:
         self.skipped_frames = 0
+        # (first, last, reason) of the run of unreadable frames not yet reported
+        self._skip_run: tuple[int, int, str, str | None, str | None] | None = None
 
     _info: SourceInfo
 
@@ -94,9 +96,29 @@ class Source(abc.ABC):
     def name(self) -> str:
         return self.info.name
 
-    def _skip(self, message: str) -> None:
+    def _skip(self, index: int, reason: str, name: str | None = None) -> None:
+        """Count an unreadable frame; a run of consecutive ones becomes one warning (at the
+        next good frame or the end: :meth:`_flush_skipped`), not one line per frame."""
         self.skipped_frames += 1
-        log.warning("%s: %s (skipped)", self.name, message)
+        run = self._skip_run
+        if run is not None and run[1] == index - 1 and run[2] == reason:
+            self._skip_run = (run[0], index, reason, run[3], name)
+            return
+        self._flush_skipped()
+        self._skip_run = (index, index, reason, name, name)
+
+    def _flush_skipped(self) -> None:
+        if self._skip_run is None:
+            return
+        first, last, reason, first_name, last_name = self._skip_run
+        self._skip_run = None
+        if first == last:
+            where = f"frame {first}" + (f" ({first_name})" if first_name else "")
+            log.warning("%s: %s %s (skipped)", self.name, where, reason)
+            return
+        names = f" ({first_name} .. {last_name})" if first_name else ""
+        log.warning("%s: frames %d-%d%s %s (%d skipped)", self.name, first, last, names,
+                    reason.replace("is ", "are ", 1), last - first + 1)
 
 
 class VideoFileSource(Source):
@@ -284,15 +306,19 @@ def _first_readable_size(files: Sequence[Path]) -> tuple[int, int] | None:
 
 def _read_files(source: Source, files: Sequence[Path], decode: bool) -> Iterator[Frame]:
     source.skipped_frames = 0
-    for index, path in enumerate(files, start=1):
-        if not decode:
-            yield Frame(index, None, path.name)
-            continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-        if image is None:
-            source._skip(f"frame {index} ({path.name}) is missing or unreadable")
-            continue
-        yield Frame(index, image, path.name)
+    try:
+        for index, path in enumerate(files, start=1):
+            if not decode:
+                yield Frame(index, None, path.name)
+                continue
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+            if image is None:
+                source._skip(index, "is missing or unreadable", path.name)
+                continue
+            source._flush_skipped()
+            yield Frame(index, image, path.name)
+    finally:
+        source._flush_skipped()
 
 
 def _open_capture(target: str | int) -> cv2.VideoCapture | None:
@@ -319,18 +345,21 @@ def _read_capture(
         index += 1
         if ok:
             failures = 0
+            source._flush_skipped()
             yield Frame(index, image)
             continue
         if length is None or index > length:
+            source._flush_skipped()
             return  # end of stream
         failures += 1
         if failures > MAX_CONSECUTIVE_READ_FAILURES:
+            source._flush_skipped()
             log.warning(
                 "%s: stopped after %d unreadable frames in a row (at frame %d of %d)",
                 source.name, failures, index, length,
             )
             return
-        source._skip(f"frame {index} cannot be decoded")
+        source._skip(index, "cannot be decoded")
 
 
 def _usable_rate(rate: float) -> float:
