@@ -23,8 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from reidsort.jde.data import JDEDataModule
 from reidsort.jde.module import INITIAL_WEIGHT_KEYS, JDELitModule
-from reidsort.reid.checkpoints import find_last_checkpoint, load_checkpoint
-from reidsort.tasks.train import _check_sweep_strategy, _instantiate_group, _without_validation
+from reidsort.reid.checkpoints import load_checkpoint
+from reidsort.tasks.train import (
+    _check_sweep_strategy,
+    _instantiate_group,
+    _resolve_ckpt_path,
+    _without_validation,
+)
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.hydra_utils import resolved_yaml, to_plain
 from reidsort.utils.io import atomic_write_text
@@ -55,14 +60,6 @@ def build_jde_module(cfg: DictConfig, datamodule: JDEDataModule) -> JDELitModule
         backbone_pretrained=initial["pretrained"],
         distill=to_plain(options.get("distill")),
     )
-
-
-def _ckpt_path(cfg: DictConfig) -> str | None:
-    if cfg.get("ckpt_path"):
-        return str(cfg.ckpt_path)
-    if cfg.get("resume"):
-        return str(find_last_checkpoint(cfg.paths.log_dir, cfg.task.name))
-    return None
 
 
 def check_resume_compatible(path: str, module: JDELitModule) -> None:
@@ -154,7 +151,7 @@ def jde(cfg: DictConfig) -> dict[str, float]:
 
     module = build_jde_module(cfg, datamodule)
     module.data_summary = summary
-    ckpt_path = _ckpt_path(cfg)
+    ckpt_path = _resolve_ckpt_path(cfg)
     if ckpt_path:
         check_resume_compatible(ckpt_path, module)
         log.info("resuming from %s", ckpt_path)
