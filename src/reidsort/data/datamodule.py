@@ -2,7 +2,11 @@
 folder-per-identity) and the built-in synthetic data.
 
 Setup scans the dataset with :mod:`reidsort.data.scan` (cached) and leaves invalid files out,
-exactly as ``task=scan`` reports (:meth:`ReIDDataModule.load`)."""
+exactly as ``task=scan`` reports (:meth:`ReIDDataModule.load`).
+
+``generated_root`` adds a folder of generated person images to the *training* batches only
+(LSRO, :mod:`reidsort.data.generated`): validation, test, the identity count and everything
+:meth:`ReIDDataModule.load` reads (``task=scan``, ``task=eval``) never see them."""
 
 from __future__ import annotations
 
@@ -17,6 +21,13 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
+from reidsort.data.generated import (
+    GENERATED_LABEL,
+    GeneratedImageDataset,
+    WithGenerated,
+    generated_per_batch,
+    read_generated_folder,
+)
 from reidsort.data.image_dataset import ReIDImageDataset
 from reidsort.data.loading import (
     FinalSplit,
@@ -81,6 +92,8 @@ class ReIDDataModule(L.LightningDataModule):
         scan: dict[str, Any] | None = None,
         min_samples: int | None = None,
         seed: int | None = 0,
+        generated_root: str | None = None,
+        generated_ratio: float = 0.25,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -105,6 +118,17 @@ class ReIDDataModule(L.LightningDataModule):
         self.scan_settings = ScanSettings.from_config(verify_images, scan)
         self.min_samples = None if min_samples is None else int(min_samples)
         self.seed = int(seed or 0)
+        # the folder is read at setup (training only): task=eval rebuilds this module from a
+        # checkpoint's record and must not need the generated images
+        self.generated_root = None if generated_root in (None, "") else str(generated_root)
+        self.generated_ratio = float(generated_ratio)
+        self.generated_per_batch = 0
+        if self.generated_root is not None:
+            self.generated_per_batch = generated_per_batch(self.generated_ratio, self.p, self.k)
+            if self.generated_per_batch < 1:
+                raise ValueError(
+                    f"data.generated_ratio={generated_ratio} gives no generated image in a "
+                    f"P{self.p} x K{self.k} batch (round(ratio x P x K) must be >= 1)")
         self.loaded: LoadedDataset | None = None
         self.final: FinalSplit | None = None
         self.split: ReIDSplit | None = None
@@ -113,6 +137,8 @@ class ReIDDataModule(L.LightningDataModule):
         self.gallery_set: ReIDImageDataset | None = None
         self.test_query_set: ReIDImageDataset | None = None
         self.test_gallery_set: ReIDImageDataset | None = None
+        self.generated_set: GeneratedImageDataset | None = None
+        self.unreadable_generated: list[str] = []
         self.label_of_pid: dict[int, int] = {}
         self.unreadable: list[str] = []
 
@@ -147,6 +173,25 @@ class ReIDDataModule(L.LightningDataModule):
                 **describe(loaded, final)}
 
     def setup(self, stage: str | None = None) -> None:
+        self._setup_real()
+        if stage in (None, "fit"):  # generated images are for training only
+            self._setup_generated()
+
+    def _setup_generated(self) -> None:
+        """Read ``generated_root`` (once) into :attr:`generated_set`, with the training
+        augmentations: LSRO treats a generated image as one more training image."""
+        if self.generated_root is None or self.generated_set is not None:
+            return
+        folder = read_generated_folder(self.generated_root, self.scan_settings.options,
+                                       threads=self.scan_settings.threads)
+        self.unreadable_generated = folder.skipped
+        assert self.train_set is not None
+        self.generated_set = GeneratedImageDataset(folder.paths, self.train_set.transform)
+        log.info("data.generated_root=%s: %d generated images, %d per P%d x K%d batch "
+                 "(LSRO, label %d)", self.generated_root, len(folder.paths),
+                 self.generated_per_batch, self.p, self.k, GENERATED_LABEL)
+
+    def _setup_real(self) -> None:
         if self.split is not None:
             return
         _, final = self.load()
@@ -193,7 +238,11 @@ class ReIDDataModule(L.LightningDataModule):
         return len(self.label_of_pid)
 
     def summary(self) -> dict[str, int]:
+        """Split sizes; the generated images are counted apart, never as identities."""
         assert self.split is not None and self.final is not None
+        generated = {} if self.generated_root is None else {
+            "generated_images": len(self.generated_set) if self.generated_set else 0,
+            "unreadable_generated_images": len(self.unreadable_generated)}
         return {
             "train_images": len(self.split.train),
             "train_identities": len(self.label_of_pid),
@@ -204,6 +253,7 @@ class ReIDDataModule(L.LightningDataModule):
             "test_gallery_images": len(self.final.test_gallery),
             "unreadable_images": len(self.unreadable),
             "dropped_identities": len(self.final.dropped_identities) if self.final else 0,
+            **generated,
         }
 
     # ------------------------------------------------------------ dataloaders
@@ -215,14 +265,20 @@ class ReIDDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
+        self._setup_generated()
         world, rank = self._distributed()
+        dataset: ReIDImageDataset | WithGenerated = self.train_set
+        if self.generated_set is not None:
+            dataset = WithGenerated(self.train_set, self.generated_set)
         sampler = PKBatchSampler(
             self.train_set.labels.tolist(), p=self.p, k=self.k, seed=self.seed,
             num_replicas=world, rank=rank, batches_per_epoch=self.batches_per_epoch,
             balance=self.pk_balance,
+            num_generated=len(self.generated_set) if self.generated_set is not None else 0,
+            generated_per_batch=self.generated_per_batch if self.generated_set is not None else 0,
         )
         return DataLoader(
-            self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
+            dataset, batch_sampler=sampler, num_workers=self.num_workers,
             pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
         )
 
@@ -253,6 +309,10 @@ class ReIDDataModule(L.LightningDataModule):
         return [self._eval_loader(self.test_query_set), self._eval_loader(self.test_gallery_set)]
 
     def describe(self) -> dict[str, Any]:
-        return {"format": self.format, "root": str(self.dataset_root),
-                "image_size": list(self.image_size), "p": self.p, "k": self.k,
-                "augment": asdict(self.augment)}
+        described = {"format": self.format, "root": str(self.dataset_root),
+                     "image_size": list(self.image_size), "p": self.p, "k": self.k,
+                     "augment": asdict(self.augment)}
+        if self.generated_root is not None:
+            described.update(generated_root=self.generated_root,
+                             generated_per_batch=self.generated_per_batch)
+        return described

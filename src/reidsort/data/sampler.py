@@ -17,6 +17,10 @@ Two ways to pick the identities of an epoch (``balance``):
 One epoch is ``len(images) // (P x K)`` batches unless ``batches_per_epoch`` says otherwise;
 when an epoch needs more than one round of chunks (or of identities), another independently
 shuffled round follows, and a batch never spans two rounds, so its P identities are distinct.
+
+Generated images (LSRO, :mod:`reidsort.data.generated`) are an optional tail of every batch:
+``generated_per_batch`` indices past the real ones, drawn from their own per-epoch stream so
+that the real P x K part of every batch is the same with and without them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+#: third entropy word of the generated images' per-epoch seed (seed, epoch, stream): keeps
+#: their draws independent of the real images' generator, which is seeded by seed + epoch
+GENERATED_STREAM = 0x4C53524F  # "LSRO"
+#: SeedSequence takes non-negative words: a negative config seed is taken modulo 2**64
+_SEED_WORD_MASK = (1 << 64) - 1
 
 
 class Balance(str, Enum):
@@ -88,6 +98,14 @@ class PKBatchSampler(Sampler[list[int]]):
     sampler shards itself. Lightning's per-epoch ``set_epoch`` reaches it through
     :attr:`sampler` (an :class:`EpochRelay`), also on resume, where the loop passes the
     number of finished epochs; a checkpoint taken mid-epoch restarts that epoch's sequence.
+
+    With ``generated_per_batch = n > 0`` every global batch also holds ``n`` indices of
+    generated images, ``num_images + j`` for ``j`` in ``[0, num_generated)`` (the combined
+    numbering of :class:`reidsort.data.generated.WithGenerated`), after its P x K real ones.
+    They are drawn per epoch from a generator seeded by ``(seed, epoch)`` (not the real images'
+    one) from shuffled rounds of all generated images, so every image is used once before any
+    is used twice and a batch holds distinct ones (unless it asks for more than there are);
+    rank ``r`` keeps the ``r``-th of ``num_replicas`` equal slices of them.
     """
 
     def __init__(
@@ -100,6 +118,8 @@ class PKBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
         batches_per_epoch: int | None = None,
         balance: Balance | str = Balance.IMAGES,
+        num_generated: int = 0,
+        generated_per_batch: int = 0,
     ) -> None:
         if p < 1 or k < 1:
             raise ValueError(f"P and K must be >= 1, got P={p}, K={k}")
@@ -129,6 +149,18 @@ class PKBatchSampler(Sampler[list[int]]):
             )
         if batches_per_epoch is not None and batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be >= 1 or None, got {batches_per_epoch}")
+        if num_generated < 0 or generated_per_batch < 0:
+            raise ValueError(f"num_generated and generated_per_batch must be >= 0, got "
+                             f"{num_generated} and {generated_per_batch}")
+        if generated_per_batch > 0 and num_generated == 0:
+            raise ValueError(f"generated_per_batch={generated_per_batch} but there are no "
+                             "generated images to draw from")
+        if generated_per_batch % num_replicas != 0:
+            raise ValueError(
+                f"{generated_per_batch} generated images per batch cannot be split evenly over "
+                f"{num_replicas} ranks; choose data.generated_ratio so that "
+                "round(ratio x P x K) is divisible by the world size"
+            )
 
         self.p = p
         self.k = k
@@ -147,12 +179,22 @@ class PKBatchSampler(Sampler[list[int]]):
         self._first_slot_of_identity = (
             torch.cumsum(self._images_per_identity, 0) - self._images_per_identity
         )
+        self.num_generated = int(num_generated)
+        self.generated_per_batch = int(generated_per_batch)
         # what Lightning calls set_epoch on (see EpochRelay)
         self.sampler = EpochRelay(self)
 
     @property
-    def samples_per_rank(self) -> int:
+    def real_per_rank(self) -> int:
         return (self.p // self.num_replicas) * self.k
+
+    @property
+    def generated_per_rank(self) -> int:
+        return self.generated_per_batch // self.num_replicas
+
+    @property
+    def samples_per_rank(self) -> int:
+        return self.real_per_rank + self.generated_per_rank
 
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch whose shuffle to produce (same on all ranks), like DistributedSampler."""
@@ -231,9 +273,39 @@ class PKBatchSampler(Sampler[list[int]]):
             total += batches.shape[0]
         return torch.cat(rounds)[: self.num_batches]
 
+    def generated_batches(self) -> torch.Tensor:
+        """(num_batches, generated_per_batch) indices of the epoch's generated images (offset
+        by ``num_images``), same on all ranks; (num_batches, 0) without generated images."""
+        if self.generated_per_batch == 0:
+            return torch.zeros(self.num_batches, 0, dtype=torch.long)
+        words = [self.seed & _SEED_WORD_MASK, self.epoch & _SEED_WORD_MASK, GENERATED_STREAM]
+        seed = int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0])
+        generator = torch.Generator().manual_seed(seed & ((1 << 63) - 1))
+        per_batch, pool = self.generated_per_batch, self.num_generated
+        if per_batch > pool:  # more per batch than there are: whole shuffles, then a part
+            copies = -(-per_batch // pool)
+            picks = torch.stack([
+                torch.cat([torch.randperm(pool, generator=generator)
+                           for _ in range(copies)])[:per_batch]
+                for _ in range(self.num_batches)])
+        else:
+            # like the real rounds: a shuffle of all generated images gives pool // per_batch
+            # batches and a batch never spans two shuffles, so its images are distinct
+            batches_per_round = pool // per_batch
+            rounds = -(-self.num_batches // batches_per_round)
+            picks = torch.cat([
+                torch.randperm(pool, generator=generator)[: batches_per_round * per_batch]
+                .reshape(batches_per_round, per_batch)
+                for _ in range(rounds)])[: self.num_batches]
+        return picks + self.num_images
+
     def __iter__(self) -> Iterator[list[int]]:
-        start = self.rank * self.samples_per_rank
-        local = self.global_batches()[:, start : start + self.samples_per_rank]
+        start = self.rank * self.real_per_rank
+        local = self.global_batches()[:, start : start + self.real_per_rank]
+        if self.generated_per_batch:
+            first = self.rank * self.generated_per_rank
+            generated = self.generated_batches()[:, first : first + self.generated_per_rank]
+            local = torch.cat([local, generated], dim=1)
         yield from local.tolist()
 
     def __len__(self) -> int:

@@ -1,8 +1,10 @@
-"""Re-ID training losses: label-smoothed cross-entropy, batch-hard triplet, centre loss.
+"""Re-ID training losses: label-smoothed cross-entropy, batch-hard triplet, centre loss, LSRO.
 
-These are the three losses of the "bag of tricks" strong baseline (Luo et al., CVPR-W 2019):
-identity classification with label smoothing, a batch-hard triplet loss on the embedding and,
-optionally, a centre loss that pulls each embedding towards a learnable class centre.
+The first three are the losses of the "bag of tricks" strong baseline (Luo et al., CVPR-W
+2019): identity classification with label smoothing, a batch-hard triplet loss on the embedding
+and, optionally, a centre loss that pulls each embedding towards a learnable class centre.
+LSRO (Zheng, Zheng & Yang, ICCV 2017) is the cross-entropy of unlabelled (generated) images
+against the uniform distribution over the training identities.
 """
 
 from __future__ import annotations
@@ -41,6 +43,26 @@ def _check_class_range(labels: torch.Tensor, num_classes: int) -> None:
         )
 
 
+def uniform_target_nll(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) cross-entropy of each row of (N, C) ``logits`` against the uniform target 1/C:
+    ``-(1/C) sum_c log softmax(logits)_c``, in float32 (fp16 logs lose the small terms).
+
+    Its minimum, ``log C``, is reached by uniform logits: the model is told that the image
+    belongs to none of the training identities more than to any other.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 1:
+        raise ValueError(f"logits must have shape (batch, classes), got {tuple(logits.shape)}")
+    return -F.log_softmax(logits.float(), dim=1).mean(dim=1)
+
+
+def lsro_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Label smoothing regularisation for outliers (Zheng, Zheng & Yang, ICCV 2017): the mean
+    over the batch of :func:`uniform_target_nll`; a zero in the graph for an empty batch."""
+    if logits.shape[0] == 0:
+        return logits.float().sum() * 0.0
+    return uniform_target_nll(logits).mean()
+
+
 class CrossEntropyLabelSmooth(nn.Module):
     """Cross-entropy against smoothed targets ``(1 - epsilon) * one_hot + epsilon / num_classes``.
 
@@ -70,7 +92,7 @@ class CrossEntropyLabelSmooth(nn.Module):
         # float32 log-softmax even under mixed precision: fp16 logs lose the small class terms.
         log_probs = F.log_softmax(logits.float(), dim=1)
         true_class_nll = -log_probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
-        uniform_nll = -log_probs.mean(dim=1)
+        uniform_nll = -log_probs.mean(dim=1)  # = uniform_target_nll, reusing the log-softmax
         per_sample = (1.0 - self.epsilon) * true_class_nll + self.epsilon * uniform_nll
         return per_sample.mean()
 
@@ -89,7 +111,7 @@ def pairwise_euclidean_distance(features: torch.Tensor) -> torch.Tensor:
 
 
 def batch_hard_distances(
-    features: torch.Tensor, labels: torch.Tensor
+    features: torch.Tensor, labels: torch.Tensor, negative_only: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch-hard mining (Hermans et al., 2017): each anchor's farthest positive, closest negative.
 
@@ -97,6 +119,9 @@ def batch_hard_distances(
     different label. Anchors without any positive or without any negative in the batch cannot
     form a triplet and are left out, so both returned tensors have one entry per *valid* anchor
     (possibly zero entries). Distances are Euclidean, see :func:`pairwise_euclidean_distance`.
+
+    ``negative_only`` (N,) marks samples that may only be negatives (generated images without
+    an identity): never anchors, never positives, a negative of every other anchor.
     """
     _check_features_and_labels(features, labels)
     distances = pairwise_euclidean_distance(features)
@@ -104,7 +129,17 @@ def batch_hard_distances(
     not_self = ~torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
     is_positive = same_label & not_self
     is_negative = ~same_label
+    if negative_only is not None:
+        if negative_only.shape != labels.shape:
+            raise ValueError(f"negative_only must have the labels' shape {tuple(labels.shape)}, "
+                             f"got {tuple(negative_only.shape)}")
+        outlier = negative_only.bool()
+        is_positive &= ~outlier.unsqueeze(0)
+        # a labelled anchor's negatives include every outlier, whatever label it carries
+        is_negative |= outlier.unsqueeze(0) & ~outlier.unsqueeze(1)
     valid_anchor = is_positive.any(dim=1) & is_negative.any(dim=1)
+    if negative_only is not None:
+        valid_anchor &= ~negative_only.bool()
 
     dist_ap = torch.where(is_positive, distances, -torch.inf).amax(dim=1)
     dist_an = torch.where(is_negative, distances, torch.inf).amin(dim=1)
@@ -131,15 +166,17 @@ class TripletLoss(nn.Module):
         self.normalize_feature = normalize_feature
 
     def loss_and_accuracy(
-        self, features: torch.Tensor, labels: torch.Tensor
+        self, features: torch.Tensor, labels: torch.Tensor,
+        negative_only: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss and the fraction of valid anchors whose hardest triplet has ``d_ap < d_an``.
 
         The fraction is a cheap training-progress signal; it is 0 when no anchor is valid.
+        ``negative_only``: see :func:`batch_hard_distances`.
         """
         if self.normalize_feature:
             features = F.normalize(features.float(), dim=1)
-        dist_ap, dist_an = batch_hard_distances(features, labels)
+        dist_ap, dist_an = batch_hard_distances(features, labels, negative_only)
         if dist_ap.numel() == 0:
             zero_with_grad = features.sum() * 0.0
             return zero_with_grad, zero_with_grad.detach()
@@ -151,9 +188,10 @@ class TripletLoss(nn.Module):
         accuracy = (dist_ap < dist_an).float().mean()
         return loss, accuracy
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, labels: torch.Tensor,
+                negative_only: torch.Tensor | None = None) -> torch.Tensor:
         """Scalar batch-hard triplet loss for (N, D) features and their (N,) identity labels."""
-        return self.loss_and_accuracy(features, labels)[0]
+        return self.loss_and_accuracy(features, labels, negative_only)[0]
 
 
 class CenterLoss(nn.Module):

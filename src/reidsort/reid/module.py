@@ -155,6 +155,9 @@ class ReIDModule(L.LightningModule):
         if self.objective.center is not None:
             self.log("train/center", terms.center, on_epoch=True, on_step=False,
                      batch_size=batch_size)
+        if terms.num_generated:  # data.generated_root: LSRO on the generated images
+            self.log("train/lsro", terms.lsro, on_epoch=True, on_step=False,
+                     batch_size=terms.num_generated)
         if out.logits is not None:
             self.log("train/acc", accuracy(out.logits, labels), prog_bar=True, on_epoch=True,
                      on_step=False, batch_size=batch_size)
