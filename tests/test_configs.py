@@ -159,3 +159,19 @@ def test_onnx_embedder_preprocessing_overrides_need_no_plus(tmp_path):
     assert set(cfg.embedder) - {"_target_"} <= set(parameters)
     assert all(parameters[k].default is None for k in ("input_size", "mean", "std",
                                                       "channel_order"))
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_no_experiment_optimises_a_validation_metric_it_has_no_split_for(experiment, tmp_path):
+    """A recipe without validation identities must not name val/* as the sweep target (the
+    run would fail after training, or a fix would tune on the reported split)."""
+    cfg = compose_config([f"experiment={experiment}"], tmp_path)
+    if cfg.task.name == "train" and cfg.data.get("val_identities", 0) is None:
+        assert not str(cfg.get("optimized_metric") or "").startswith("val/"), experiment
+
+
+def test_distillation_overrides_in_the_jde_config_comment_compose(tmp_path):
+    cfg = compose_config(["experiment=fairmot_cpu", "+jde.distill.reid.path=/teacher.ckpt",
+                          "+jde.distill.reid.logits_weight=0.5"], tmp_path)
+    assert cfg.jde.distill.reid.path == "/teacher.ckpt"
+    assert cfg.jde.distill.reid.logits_weight == 0.5
