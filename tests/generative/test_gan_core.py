@@ -307,3 +307,30 @@ def test_bad_settings_are_one_line_errors():
     with pytest.raises(ValueError, match="image_size"):
         GANModule("dcgan", image_size=[6, 3], latent_dim=8, base_channels=4)
     assert image_geometry([128, 64]).base == (4, 2)
+
+
+def test_ema_samples_use_standing_statistics_of_their_own_weights():
+    """The EMA's BatchNorm statistics are re-estimated before sampling: copied (or garbage)
+    running statistics do not change its samples; spectral-norm vectors are left alone."""
+    torch.manual_seed(0)
+    module = GANModule("dcgan", ema_decay=0.5, spectral_norm=True, **TINY)
+    _fit(module, batches=2)
+    reference = module.sample(4, seed=1)
+    norms = [m for m in module.generator_ema.modules() if isinstance(m, nn.BatchNorm2d)]
+    vectors = {k: v.clone() for k, v in module.generator_ema.named_buffers() if "_u" in k}
+    assert norms and vectors
+    with torch.no_grad():
+        for norm in norms:
+            norm.running_mean.fill_(5.0)
+            norm.running_var.fill_(9.0)
+    garbage = module.sample(4, seed=1)          # statistics are fresh: garbage is used
+    assert not torch.allclose(garbage, reference)
+    module.refresh_ema_statistics()
+    torch.testing.assert_close(module.sample(4, seed=1), reference)
+    for name, value in module.generator_ema.named_buffers():
+        if name in vectors:
+            torch.testing.assert_close(value, vectors[name])
+    # standing statistics are the EMA network's own: its pre-norm activations have mean ~ the
+    # running mean (not the live network's)
+    first = norms[0]
+    assert not torch.allclose(first.running_mean, module.generator.project_norm.norm.running_mean)

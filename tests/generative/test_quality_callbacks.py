@@ -300,3 +300,15 @@ def extract_reference(quality: SampleQuality, images: torch.Tensor) -> np.ndarra
     from reidsort.generative.quality import extract_features
 
     return extract_features(quality.network.cpu(), [images])
+
+
+def test_epoch_line_shows_fid_only_in_epochs_that_measured_it(gan_data, tmp_path, caplog,
+                                                              features_ckpt):
+    caplog.set_level(logging.INFO, logger="reidsort.train")
+    quality = SampleQuality(str(tmp_path / "q"), network="reid", weights=features_ckpt,
+                            num_samples=16, batch_size=16, kid_subsets=2, kid_subset_size=8,
+                            every_n_epochs=2)
+    _fit(StandInGAN(), gan_data, [quality, GANEpochSummary()], tmp_path, epochs=4)
+    assert [row["epoch"] for row in quality.history] == [1, 3]
+    lines = [r.getMessage() for r in caplog.records if r.name == "reidsort.train"]
+    assert ["FID" in line for line in lines] == [False, True, False, True]

@@ -266,7 +266,12 @@ class GANEpochSummary(EpochSummary):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        quality = next((c for c in trainer.callbacks if isinstance(c, SampleQuality)), None)
+        measured_now = (quality is not None and bool(quality.history)
+                        and quality.history[-1]["epoch"] == trainer.current_epoch)
         for key, label in self.metrics.items():
+            if key in (FID_KEY, KID_KEY, KID_STD_KEY) and not measured_now:
+                continue  # callback_metrics still hold an earlier epoch's value
             value = trainer.callback_metrics.get(key)
             if value is not None and value.numel() == 1:
                 parts.append(f"{label} {float(value):.4f}")

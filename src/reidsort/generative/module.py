@@ -17,7 +17,9 @@
 
 Every step: one discriminator update, then (every ``n_critic``-th step) one generator update
 and one EMA step of ``generator_ema`` (``ema_decay``; a plain copy before ``ema_start_step``
-generator steps). Spectral normalisation replaces the discriminator's normalisation (Miyato et
+generator steps). Before the EMA samples, its BatchNorm statistics are re-estimated from its own
+seeded batches ("standing statistics", Brock et al. 2019): the live network's running statistics,
+which the EMA copies, do not fit averaged weights and wash the samples out. Spectral normalisation replaces the discriminator's normalisation (Miyato et
 al. 2018 use none). With ``conditional`` the generator uses class-conditional BatchNorm and the
 discriminator is a projection discriminator over the ``num_classes`` training identities; fakes
 are drawn for the real batch's labels. Logged: ``train/loss_d``, ``train/loss_g``,
@@ -32,7 +34,7 @@ from enum import Enum
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from reidsort.generative.ema import make_ema, update_ema
 from reidsort.generative.losses import (
@@ -52,6 +54,14 @@ from reidsort.generative.networks import (
     image_geometry,
     reparameterize,
 )
+
+
+#: "standing statistics" of the EMA generator's BatchNorm layers (Brock et al. 2019): its
+#: averaged weights do not match the live network's running statistics, which washes samples
+#: out, so before sampling they are re-estimated from this many seeded batches of its own
+STANDING_STATS_BATCHES = 8
+STANDING_STATS_BATCH_SIZE = 64
+STANDING_STATS_SEED = 20190212
 
 
 class GANKind(str, Enum):
@@ -132,6 +142,8 @@ class GANModule(L.LightningModule):
         self.generator_ema = make_ema(self.generator)
         # generator updates so far (in the checkpoint: the EMA warm-up survives a resume)
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        # the EMA's BatchNorm statistics are re-estimated before it next samples
+        self._ema_statistics_stale = True
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -175,6 +187,7 @@ class GANModule(L.LightningModule):
             self.generator_steps += 1
             decay = self.ema_decay if int(self.generator_steps) > self.ema_start_step else 0.0
             update_ema(self.generator_ema, self.generator, decay)
+            self._ema_statistics_stale = True
 
         for key, value in logs.items():
             self.log(f"train/{key}", value.detach().float(), on_step=True, on_epoch=True,
@@ -261,6 +274,8 @@ class GANModule(L.LightningModule):
             labels = labels.to(self.device)
         else:
             labels = None
+        if use_ema and self._ema_statistics_stale:
+            self.refresh_ema_statistics()
         network = self.generator_ema if use_ema else self.generator
         was_training = network.training
         network.eval()
@@ -270,6 +285,43 @@ class GANModule(L.LightningModule):
         finally:
             network.train(was_training)
         return images.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def refresh_ema_statistics(self) -> None:
+        """Re-estimate the EMA generator's BatchNorm running statistics as the plain average
+        over ``STANDING_STATS_BATCHES`` batches of seeded latents (labels cycling through the
+        identities). A function of the EMA weights only: the same after a checkpoint reload and
+        on every DDP rank. Other buffers (spectral-norm power-iteration vectors) are kept."""
+        network = self.generator_ema
+        norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        kept = {name: buffer.clone() for name, buffer in network.named_buffers()
+                if not any(name.endswith(suffix) for suffix in
+                           ("running_mean", "running_var", "num_batches_tracked"))}
+        momenta = [m.momentum for m in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the batches below
+        rng = torch.Generator().manual_seed(STANDING_STATS_SEED)
+        network.train()
+        try:
+            with torch.autocast(self.device.type, enabled=False):
+                for index in range(STANDING_STATS_BATCHES):
+                    z = torch.randn(STANDING_STATS_BATCH_SIZE, self.latent_dim,
+                                    generator=rng).to(self.device)
+                    labels = None
+                    if self.num_classes:
+                        start = index * STANDING_STATS_BATCH_SIZE
+                        labels = (torch.arange(start, start + STANDING_STATS_BATCH_SIZE)
+                                  % self.num_classes).to(self.device)
+                    network(z, labels)
+        finally:
+            for norm, momentum in zip(norms, momenta):
+                norm.momentum = momentum
+            buffers = dict(network.named_buffers())
+            for name, value in kept.items():
+                buffers[name].copy_(value)
+            network.eval()
+        self._ema_statistics_stale = False
 
     def on_train_start(self) -> None:
         # Trainer.fit puts every submodule in train mode; the average is never trained

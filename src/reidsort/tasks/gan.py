@@ -178,7 +178,7 @@ def gan(cfg: DictConfig) -> dict[str, float]:
                           max_epochs=_max_epochs(cfg), limit_val_batches=0)
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     # epochs between two measurements have no gan/FID yet: nothing to rank, as intended
-    warnings.filterwarnings("ignore", message=rf".*ModelCheckpoint\(monitor='{monitor}'\) could "
+    warnings.filterwarnings("ignore", message=rf".*ModelCheckpoint\(monitor='{monitor}'\)`? could "
                                               r"not find the monitored key")
     # the generator EMA is in eval mode on purpose (it is averaged, never trained)
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of "
