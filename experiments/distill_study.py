@@ -41,13 +41,10 @@ import argparse
 import csv
 import json
 import math
-import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +53,16 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.io import atomic_write_text
+
+sys.path.insert(0, str(REPO_ROOT / "experiments"))
+from study_runs import (
+    cached_step,
+    last_logged,
+    machine_line,
+    main_py,
+    paired_summary,
+    run_logged,
+)
 
 #: the students' recipe (conf/experiment/)
 STUDY_RECIPE = "fairmot_distill_study"
@@ -106,62 +113,11 @@ TABLE_ROWS: tuple[tuple[str, str, float, int], ...] = (
     ("MOTA", "MOTA", 100.0, 1),
     ("AssA", "AssA", 100.0, 1),
 )
-RESULT_FILE = "result.json"
 #: the epoch mean of the embedding distillation term a student logs (reidsort.jde.module)
 DISTILL_COLUMN = "train/distill_embedding"
-LOG_TAIL_LINES = 30
 
 
 # ================================================================================ running
-def run_logged(command: Sequence[str], log_path: Path) -> float:
-    """Run ``command`` in the repository root with its output in ``log_path``; the wall time.
-    A failure is one error naming the command and the log, with the log's tail."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"$ {' '.join(command)}\n  (log: {log_path})", flush=True)
-    started = time.perf_counter()
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(command) + "\n")
-        log.flush()
-        code = subprocess.run(list(command), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              check=False).returncode
-    seconds = time.perf_counter() - started
-    if code != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        raise ReidsortError(f"exit code {code} after {seconds:.0f} s: {' '.join(command)}\n"
-                            f"(log {log_path}):\n" + "\n".join(tail))
-    print(f"  done in {seconds:.0f} s", flush=True)
-    return seconds
-
-
-def cached_step(folder: Path, step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``folder/result.json`` when a former run finished this step, else run it (in a clean
-    folder) and save what it returns."""
-    result_file = folder / RESULT_FILE
-    if result_file.is_file():
-        print(f"reusing {result_file}", flush=True)
-        return json.loads(result_file.read_text(encoding="utf-8"))
-    if folder.exists():
-        shutil.rmtree(folder)  # a step that did not finish: start it again from nothing
-    folder.mkdir(parents=True)
-    result = step()
-    atomic_write_text(result_file, json.dumps(result, indent=1, sort_keys=True) + "\n")
-    return result
-
-
-def main_py(python: str, *overrides: str) -> list[str]:
-    return [python, str(REPO_ROOT / "main.py"), *overrides]
-
-
-def last_logged(metrics_csv: Path, column: str) -> float:
-    """The last value of ``column`` in a Lightning CSVLogger ``metrics.csv`` (NaN if none)."""
-    value = math.nan
-    with metrics_csv.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if row.get(column, "") not in ("", None):
-                value = float(row[column])
-    return value
-
-
 # ================================================================================ data
 def study_sources() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The training and validation sources of the study recipe, as it composes."""
@@ -383,25 +339,6 @@ def evaluate_student(out: Path, python: str, data_dir: Path, seed: int, arm: str
 
 
 # ================================================================================ summary
-def mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; NaN for one value)."""
-    values = [float(v) for v in values]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
-
-
-def paired_summary(baseline: Mapping[int, float], distill: Mapping[int, float]
-                   ) -> dict[str, Any]:
-    """Both arms' mean +- sd and the per-seed differences distill - baseline (seeds in both)."""
-    seeds = sorted(set(baseline) & set(distill))
-    differences = {s: float(distill[s]) - float(baseline[s]) for s in seeds}
-    return {"baseline": mean_sd([baseline[s] for s in seeds]),
-            "distill": mean_sd([distill[s] for s in seeds]),
-            "differences": differences,
-            "difference": mean_sd(list(differences.values()))}
-
-
 def _fmt(pair: tuple[float, float], scale: float, decimals: int) -> str:
     mean, sd = pair
     if math.isnan(sd):
@@ -420,7 +357,7 @@ def results_table(evaluations: Mapping[tuple[str, int], Mapping[str, Any]],
         for key, label, scale, decimals in TABLE_ROWS:
             arms = {arm: {s: evaluations[(arm, s)]["sets"][set_name][key] for s in seeds}
                     for arm in ARMS}
-            summary = paired_summary(arms[BASELINE], arms[DISTILL])
+            summary = paired_summary(arms[BASELINE], arms[DISTILL], DISTILL)
             numbers[f"{set_name}/{key}"] = summary
             per_seed = " / ".join(f"{scale * summary['differences'][s]:+.{decimals}f}"
                                   for s in seeds)
@@ -470,14 +407,6 @@ def _student_line(arm: str, seed: int, student: Mapping[str, Any]) -> str:
     term = f"{curve[0]:.3f} / {curve[-1]:.3f}" if curve else "-"
     return (f"| {arm} | {seed} | {student['val_AP50']:.3f} | {student['train_identity']:.3f} | "
             f"{term} | {student['seconds']:.0f} s |")
-
-
-def _machine() -> str:
-    import os
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
-    return (f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
-            f"load {load:.1f} at the end")
 
 
 # ================================================================================ main
@@ -539,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              + sum(sum(v["seconds"].values()) for v in evaluations.values()))
     report = (
         f"# FairMOT distillation study ({STUDY_RECIPE}, seeds {args.seeds})\n\n"
-        f"Machine: {_machine()}; torch threads {args.threads}. Wall time of the steps "
+        f"Machine: {machine_line()}; torch threads {args.threads}. Wall time of the steps "
         f"(teacher, students, scoring; whether run now or reused): {steps:.0f} s; this "
         f"invocation: {wall:.0f} s.\n\n"
         f"Teacher: {teacher['checkpoint']}: held-out training-sequence people mAP "
@@ -559,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          "students": {f"{a}-s{s}": {**v, "distill_curve": distill_curve(v)}
                       for (a, s), v in students.items()},
          "evaluations": {f"{a}-s{s}": v for (a, s), v in evaluations.items()},
-         "summary": numbers, "machine": _machine(), "step_seconds": steps,
+         "summary": numbers, "machine": machine_line(), "step_seconds": steps,
          "wall_seconds": wall},
         indent=1, sort_keys=True, default=float) + "\n")
     print("\n" + report, flush=True)
