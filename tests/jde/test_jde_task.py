@@ -222,3 +222,25 @@ def test_distillation_from_a_reid_checkpoint_adds_to_the_tracking_loss(tmp_path,
     assert any(key.startswith("distill.") for key in ckpt["state_dict"]), list(ckpt["state_dict"])
     assert ckpt["hyper_parameters"]["distill"]["reid"]["path"] == str(teacher)
 
+
+
+def test_two_process_cpu_ddp_trains_through_main_py(tmp_path):
+    """trainer=ddp with 2 CPU processes, the way a user launches it: Lightning re-runs main.py
+    for the second rank; each rank trains on its own shard (3 of the 6 frames: one step of 2
+    per epoch), the epoch lines and the summary come from rank 0 only, and the loss is the
+    mean over both ranks (no 'sync_dist' hint)."""
+    command = [sys.executable, str(REPO_ROOT / "main.py"), *TINY_JDE, "jde.max_epochs=2",
+               "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+               f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONWARNINGS": "default"}, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "Starting with 2 processes" in output
+    assert output.count("reidsort jde summary") == 1
+    assert output.count("epoch 2/2") == 1
+    assert "sync_dist=True" not in output
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2
+    assert checkpoint["jde_data"]["train_frames"] == 6

@@ -190,7 +190,7 @@ class JDELitModule(L.LightningModule):
             key = "loss" if name == "total" else name
             self.log(f"{stage}/{key}", getattr(parts, name).detach(), on_step=on_step,
                      on_epoch=True, prog_bar=on_step and key == "loss", batch_size=batch_size,
-                     sync_dist=not on_step)
+                     sync_dist=True)  # under DDP: the mean over every rank's frames
 
     def training_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
         images, targets = batch
@@ -203,12 +203,12 @@ class JDELitModule(L.LightningModule):
             total = total + extra.total  # the tracking loss keeps weight 1
             for name, value in extra._asdict().items():
                 self.log(f"train/distill_{name}", value.detach(), on_step=False, on_epoch=True,
-                         batch_size=len(images))
+                         batch_size=len(images), sync_dist=True)
         uncertainty = self.loss.uncertainty
         self.log("train/s_det", uncertainty.s_det.detach(), on_step=False, on_epoch=True,
-                 batch_size=len(images))
+                 batch_size=len(images), sync_dist=True)
         self.log("train/s_id", uncertainty.s_id.detach(), on_step=False, on_epoch=True,
-                 batch_size=len(images))
+                 batch_size=len(images), sync_dist=True)
         return total
 
     def on_train_epoch_start(self) -> None:
