@@ -15,6 +15,10 @@
   adversarial loss. As in the paper the encoder gets no adversarial gradient (the adversarial
   term of the reconstruction is computed from a detached code).
 
+Under DDP each step runs the discriminator and the generator through one wrapped forward and
+two backward passes, with the other network's parameters toggled off, so ``task=gan`` turns on
+DDP's unused-parameter detection (``ddp`` -> ``ddp_find_unused_parameters_true``).
+
 Every step: one discriminator update, then (every ``n_critic``-th step) one generator update
 and one EMA step of ``generator_ema`` (``ema_decay``; a plain copy before ``ema_start_step``
 generator steps). Before the EMA samples, its BatchNorm statistics are re-estimated from its own
@@ -191,7 +195,8 @@ class GANModule(L.LightningModule):
 
         for key, value in logs.items():
             self.log(f"train/{key}", value.detach().float(), on_step=True, on_epoch=True,
-                     prog_bar=key in ("loss_d", "loss_g"), batch_size=count)
+                     prog_bar=key in ("loss_d", "loss_g"), batch_size=count,
+                     sync_dist=True)  # under DDP: the mean over every rank's batch
 
     def _discriminator_step(self, real: Tensor, labels: Tensor | None, count: int,
                             optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:

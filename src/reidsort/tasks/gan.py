@@ -77,6 +77,17 @@ def check_resume_compatible(path: str, module: L.LightningModule) -> None:
             raise ReidsortError(f"{path}: checkpoint {key}={old} differs from this run's {new}")
 
 
+#: DDP strategies -> the same with unused-parameter detection: each GAN step runs D and G
+#: through one wrapped forward, two backward passes, with the other network toggled off
+GAN_DDP_STRATEGIES = {"ddp": "ddp_find_unused_parameters_true",
+                      "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}
+
+
+def gan_strategy(strategy: Any) -> str | None:
+    """The strategy name ``task=gan`` runs instead of ``strategy`` (None: keep it)."""
+    return GAN_DDP_STRATEGIES.get(strategy) if isinstance(strategy, str) else None
+
+
 def quality_enabled(cfg: DictConfig) -> bool:
     quality = cfg.gan.get("quality")
     return bool(quality) and int(quality.get("every_n_epochs") or 0) > 0
@@ -174,8 +185,10 @@ def gan(cfg: DictConfig) -> dict[str, float]:
     loggers = _instantiate_group(cfg.get("logger"))
     # no validation loop: the checkpoint callback saves at each training epoch's end, after
     # SampleQuality has logged that epoch's gan/FID
+    strategy = gan_strategy(cfg.trainer.get("strategy"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          max_epochs=_max_epochs(cfg), limit_val_batches=0)
+                                     max_epochs=_max_epochs(cfg), limit_val_batches=0,
+                                     **({"strategy": strategy} if strategy else {}))
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
     # epochs between two measurements have no gan/FID yet: nothing to rank, as intended
     warnings.filterwarnings("ignore", message=rf".*ModelCheckpoint\(monitor='{monitor}'\)`? could "
@@ -253,4 +266,5 @@ def _summary(cfg: DictConfig, datamodule: GANDataModule, metrics: dict[str, floa
     return "\n".join(lines)
 
 
-__all__ = ["build_gan_module", "check_resume_compatible", "gan", "quality_enabled"]
+__all__ = ["GAN_DDP_STRATEGIES", "build_gan_module", "check_resume_compatible", "gan",
+           "gan_strategy", "quality_enabled"]
