@@ -59,7 +59,6 @@ from reidsort.generative.networks import (
     reparameterize,
 )
 
-
 #: "standing statistics" of the EMA generator's BatchNorm layers (Brock et al. 2019): its
 #: averaged weights do not match the live network's running statistics, which washes samples
 #: out, so before sampling they are re-estimated from this many seeded batches of its own
