@@ -69,6 +69,12 @@ def _bad_balance(value: object) -> Balance:
                      f"{', '.join(b.value for b in Balance)}")
 
 
+def world_and_rank(trainer: Any) -> tuple[int, int]:
+    """``(world_size, global_rank)`` of the Trainer a datamodule is attached to; ``(1, 0)``
+    before it is attached (or when used without Lightning)."""
+    return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+
+
 class ReIDDataModule(L.LightningDataModule):
     """Identity-labelled images, PK-sampled for training, query/gallery for validation."""
 
@@ -77,7 +83,7 @@ class ReIDDataModule(L.LightningDataModule):
         format: str = "market1501",
         root: str | None = None,
         test_root: str | None = None,
-        val_identities: float | int | None = None,
+        val_identities: float | None = None,
         image_size: tuple[int, int] | list[int] = (256, 128),
         p: int = 16,
         k: int = 4,
@@ -258,10 +264,7 @@ class ReIDDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ dataloaders
     def _distributed(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        return trainer.world_size, trainer.global_rank
+        return world_and_rank(self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None

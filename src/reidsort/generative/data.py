@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision.transforms import v2
 
-from reidsort.data.datamodule import ReIDDataModule
+from reidsort.data.datamodule import ReIDDataModule, world_and_rank
 from reidsort.data.image_dataset import ReIDImageDataset
 from reidsort.data.records import ImageRecord, relabel
 from reidsort.utils.errors import ReidsortError
@@ -165,10 +165,7 @@ class GANDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ dataloaders
     def _distributed(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        return trainer.world_size, trainer.global_rank
+        return world_and_rank(self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

@@ -76,6 +76,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from reidsort.data.datamodule import world_and_rank
 from reidsort.data.fairmot import IMAGES_DIR, LABELS_DIR, LIST_FILENAME
 from reidsort.data.image_io import read_image_rgb
 from reidsort.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, PIXEL_SCALE
@@ -722,8 +723,7 @@ class JDEDataModule(L.LightningDataModule):
         }
 
     def _distributed(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+        return world_and_rank(self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None

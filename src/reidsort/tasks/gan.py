@@ -21,7 +21,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -35,7 +34,12 @@ from reidsort.generative.callbacks import (
 )
 from reidsort.generative.data import GANDataModule
 from reidsort.reid.checkpoints import load_checkpoint
-from reidsort.tasks.train import _check_sweep_strategy, _instantiate_group, _resolve_ckpt_path
+from reidsort.tasks.train import (
+    _check_sweep_strategy,
+    _instantiate_group,
+    _max_epochs_of,
+    _resolve_ckpt_path,
+)
 from reidsort.utils.errors import ReidsortError
 from reidsort.utils.hydra_utils import resolved_yaml, to_plain
 from reidsort.utils.io import atomic_write_text
@@ -132,15 +136,7 @@ def _shared_callbacks(group: DictConfig | None, monitor: str, mode: str,
 
 
 def _max_epochs(cfg: DictConfig) -> int:
-    """``gan.max_epochs``, unless the command line sets ``trainer.max_epochs`` (the data
-    recipes of Re-ID training set that one too, so it is not the default here)."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:
-        overrides = []
-    if any(o.lstrip("+~").startswith("trainer.max_epochs=") for o in overrides):
-        return int(cfg.trainer.max_epochs)
-    return int(cfg.gan.max_epochs)
+    return _max_epochs_of(cfg, int(cfg.gan.max_epochs))
 
 
 def _quality_callback(callbacks: list[Any]) -> SampleQuality | None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,6 +26,7 @@ from reidsort.reid.checkpoints import load_checkpoint
 from reidsort.tasks.train import (
     _check_sweep_strategy,
     _instantiate_group,
+    _max_epochs_of,
     _resolve_ckpt_path,
     _without_validation,
 )
@@ -115,15 +115,7 @@ def _callbacks(group: DictConfig | None, monitor: str, mode: str, validate: bool
 
 
 def _max_epochs(cfg: DictConfig) -> int:
-    """``jde.max_epochs``, unless the command line sets ``trainer.max_epochs`` (the data
-    recipes of Re-ID training set that one too, so it is not the default here)."""
-    try:
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:
-        overrides = []
-    if any(o.lstrip("+~").startswith("trainer.max_epochs=") for o in overrides):
-        return int(cfg.trainer.max_epochs)
-    return int(cfg.jde.max_epochs)
+    return _max_epochs_of(cfg, int(cfg.jde.max_epochs))
 
 
 def jde(cfg: DictConfig) -> dict[str, float]:

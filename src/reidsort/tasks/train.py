@@ -54,6 +54,19 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in group.values() if node and "_target_" in node]
 
 
+def _max_epochs_of(cfg: DictConfig, task_max_epochs: int) -> int:
+    """A task's own epoch count (``jde.max_epochs``, ``gan.max_epochs``), unless the command line
+    sets ``trainer.max_epochs`` (the data recipes of Re-ID training set that one too, so it is not
+    the default of those tasks)."""
+    try:
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:
+        overrides = []
+    if any(o.lstrip("+~").startswith("trainer.max_epochs=") for o in overrides):
+        return int(cfg.trainer.max_epochs)
+    return int(task_max_epochs)
+
+
 def _resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
@@ -254,4 +267,4 @@ def _summary(cfg: DictConfig, metrics: dict[str, float], best_path: str, tested_
     return "\n".join(lines)
 
 
-__all__ = ["train", "build_module"]
+__all__ = ["build_module", "train"]
