@@ -64,6 +64,8 @@ BASELINE, LSRO = "baseline", "lsro"
 ARMS = (BASELINE, LSRO)
 #: FID / KID every this many GAN epochs (and after the last)
 QUALITY_EVERY = 5
+#: held-out real images in the real-vs-real reference (= the GAN samples per measurement)
+REFERENCE_IMAGES = 500
 #: the GAN recipe's settings (experiment=gan_cpu) as overrides, for datasets whose own Re-ID
 #: recipe is an experiment too (two _global_ experiments do not compose)
 GAN_CPU_OVERRIDES = (
@@ -133,6 +135,71 @@ def last_logged_or_record(run_dir: Path, key: str) -> float:
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
                             weights_only=True)
     return float(checkpoint.get("gan_training_data", {}).get(key, math.nan))
+
+
+def real_reference(out: Path, dataset: str, seed: int, threads: int) -> dict[str, Any]:
+    """What FID / KID are for *real* images: :data:`REFERENCE_IMAGES` images of the held-out
+    people (resized like the GAN's samples) against the GAN's training images, with the same
+    feature network and settings as ``gan.quality``: the value a perfect GAN of *other* people
+    would get (GAN samples are compared with the same number of images)."""
+    folder = out / dataset / f"real-reference-s{seed}"
+
+    def step() -> dict[str, Any]:
+        import numpy as np
+        import torch
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.hydra_config import HydraConfig
+        from torch.utils.data import DataLoader
+
+        from reidsort.data.image_dataset import ReIDImageDataset
+        from reidsort.generative.data import GANDataModule, ToGANImage
+        from reidsort.generative.quality import (
+            build_feature_network,
+            extract_features,
+            quality_scores,
+        )
+        from reidsort.utils.hydra_utils import config_dir
+
+        torch.set_num_threads(threads)
+        started = time.perf_counter()
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", return_hydra_config=True,
+                          overrides=[*DATASETS[dataset]["gan"], f"seed={seed}",
+                                     f"hydra.run.dir={folder}"])
+        HydraConfig().set_config(cfg)
+        quality = cfg.gan.quality
+        data = GANDataModule.from_config(cfg.data, image_size=list(cfg.gan.image_size),
+                                         seed=seed, batch_size=int(quality.batch_size),
+                                         num_workers=0, flip=False)
+        data.setup("fit")
+        reid = data.reid
+        held_out = ([*reid.final.test_query, *reid.final.test_gallery]
+                    if DATASETS[dataset]["metrics"][0].startswith("test/")
+                    else [*reid.split.query, *reid.split.gallery])
+        training_pids = {r.pid for r in data.records}
+        if {r.pid for r in held_out} & training_pids:
+            raise ReidsortError(f"{dataset}: held-out people overlap the GAN's training people")
+        rng = np.random.default_rng(seed)
+        chosen = sorted(rng.choice(len(held_out), size=min(REFERENCE_IMAGES, len(held_out)),
+                                   replace=False).tolist())
+        records = [held_out[i] for i in chosen]
+        network = build_feature_network(str(quality.network), str(quality.weights),
+                                        list(quality.input_size)).eval()
+        real = extract_features(network, data.reference_loader(
+            quality.max_real_images, int(quality.batch_size)))
+        other = extract_features(network, DataLoader(
+            ReIDImageDataset(records, [0] * len(records), ToGANImage(data.image_size, False)),
+            batch_size=int(quality.batch_size), shuffle=False))
+        scores = quality_scores(real, other, int(quality.kid_subsets),
+                                min(int(quality.kid_subset_size), len(other)), seed)
+        return {"fid": scores.fid, "kid": scores.kid, "kid_std": scores.kid_std,
+                "num_real": len(real), "num_other": len(other),
+                "other_identities": len({r.pid for r in records}),
+                "seconds": time.perf_counter() - started}
+
+    return cached_step(folder, step)
 
 
 def generate_images(out: Path, python: str, dataset: str, seed: int, checkpoint: str,
@@ -208,16 +275,24 @@ def results_table(runs: Mapping[str, Mapping[tuple[str, int], Mapping[str, Any]]
 
 def gan_table(gans: Mapping[tuple[str, int], Mapping[str, Any]]) -> str:
     header = ("| dataset | seed | training images | FID first / best / last measurement | "
-              "KID last | GAN wall time | quality curves |")
-    lines = [header, "|---|---:|---:|---|---:|---:|---|"]
+              "KID last | real held-out people: FID / KID | GAN wall time | quality curves |")
+    lines = [header, "|---|---:|---:|---|---:|---|---:|---|"]
     for (dataset, seed), gan in gans.items():
         quality = gan["quality"]
         fids = [row["fid"] for row in quality]
         lines.append(f"| {dataset} | {seed} | {gan['train_images']:.0f} | {fids[0]:.1f} "
                      f"(epoch {quality[0]['epoch'] + 1:.0f}) / {min(fids):.1f} / {fids[-1]:.1f} "
                      f"(epoch {quality[-1]['epoch'] + 1:.0f}) | {quality[-1]['kid']:.3f} | "
-                     f"{gan['seconds']:.0f} s | {gan['quality_plot']} |")
+                     f"{_reference(gan)} | {gan['seconds']:.0f} s | {gan['quality_plot']} |")
     return "\n".join(lines) + "\n"
+
+
+def _reference(gan: Mapping[str, Any]) -> str:
+    reference = gan.get("real_reference")
+    if not reference:
+        return "n/a"
+    return (f"{reference['fid']:.1f} / {reference['kid']:.3f} ({reference['num_other']} images "
+            f"of {reference['other_identities']} people)")
 
 
 # ================================================================================ main
@@ -244,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in args.seeds:
             gan = gans[(dataset, seed)] = train_gan(out, args.python, dataset, seed,
                                                     args.threads)
+            gan["real_reference"] = real_reference(out, dataset, seed, args.threads)
             images = generate_images(out, args.python, dataset, seed, gan["checkpoint"],
                                      args.threads)
             for arm in ARMS:
