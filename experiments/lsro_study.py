@@ -175,6 +175,7 @@ def real_reference(out: Path, dataset: str, seed: int, threads: int) -> dict[str
                                          num_workers=0, flip=False)
         data.setup("fit")
         reid = data.reid
+        reid.setup("fit")
         held_out = ([*reid.final.test_query, *reid.final.test_gallery]
                     if DATASETS[dataset]["metrics"][0].startswith("test/")
                     else [*reid.split.query, *reid.split.gallery])
