@@ -36,13 +36,13 @@ from reidsort.generative.data import GANDataModule
 from reidsort.reid.checkpoints import load_checkpoint
 from reidsort.tasks.train import (
     _check_sweep_strategy,
+    _fit_and_collect,
     _instantiate_group,
     _max_epochs_of,
     _resolve_ckpt_path,
 )
 from reidsort.utils.errors import ReidsortError
-from reidsort.utils.hydra_utils import resolved_yaml, to_plain
-from reidsort.utils.io import atomic_write_text
+from reidsort.utils.hydra_utils import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +192,8 @@ def gan(cfg: DictConfig) -> dict[str, float]:
     # the generator EMA is in eval mode on purpose (it is averaged, never trained)
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of "
                                               r"training")
-    if trainer.is_global_zero:
-        atomic_write_text(output_dir / CHECKPOINT_DIR / "config.yaml", resolved_yaml(cfg))
-
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    checkpoint = trainer.checkpoint_callback
-    best_path = str(getattr(checkpoint, "best_model_path", "") or "")
-    last_path = str(getattr(checkpoint, "last_model_path", "") or "")
+    metrics, best_path, last_path = _fit_and_collect(trainer, module, datamodule, ckpt_path,
+                                                     cfg, output_dir / CHECKPOINT_DIR)
     quality = _quality_callback(callbacks)
     if quality is not None and quality.history:
         # the epoch the checkpoint callback keeps (lowest FID; the first of equal ones)

@@ -25,14 +25,14 @@ from reidsort.jde.module import INITIAL_WEIGHT_KEYS, JDELitModule
 from reidsort.reid.checkpoints import load_checkpoint
 from reidsort.tasks.train import (
     _check_sweep_strategy,
+    _fit_and_collect,
     _instantiate_group,
     _max_epochs_of,
     _resolve_ckpt_path,
     _without_validation,
 )
 from reidsort.utils.errors import ReidsortError
-from reidsort.utils.hydra_utils import resolved_yaml, to_plain
-from reidsort.utils.io import atomic_write_text
+from reidsort.utils.hydra_utils import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +157,8 @@ def jde(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                      max_epochs=_max_epochs(cfg), **extra)
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty")
-    if trainer.is_global_zero:
-        atomic_write_text(output_dir / CHECKPOINT_DIR / "config.yaml", resolved_yaml(cfg))
-
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    checkpoint = trainer.checkpoint_callback
-    best_path = str(getattr(checkpoint, "best_model_path", "") or "")
-    last_path = str(getattr(checkpoint, "last_model_path", "") or "")
+    metrics, best_path, last_path = _fit_and_collect(trainer, module, datamodule, ckpt_path,
+                                                     cfg, output_dir / CHECKPOINT_DIR)
     history = [row for row in module.val_history if monitor in row]
     if validate and history:
         # every val/* of the epoch the checkpoint callback chose (first of equal ones)

@@ -67,6 +67,21 @@ def _max_epochs_of(cfg: DictConfig, task_max_epochs: int) -> int:
     return int(task_max_epochs)
 
 
+def _fit_and_collect(trainer: L.Trainer, module: L.LightningModule, datamodule: Any,
+                     ckpt_path: str | None, cfg: DictConfig, checkpoint_dir: Path
+                     ) -> tuple[dict[str, float], str, str]:
+    """``trainer.fit`` with the resolved config saved beside the checkpoints first (rank 0);
+    the scalar metrics and the best / last checkpoint paths ("" when none)."""
+    if trainer.is_global_zero:
+        atomic_write_text(Path(checkpoint_dir) / "config.yaml", resolved_yaml(cfg))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    checkpoint = trainer.checkpoint_callback
+    best_path = str(getattr(checkpoint, "best_model_path", "") or "")
+    last_path = str(getattr(checkpoint, "last_model_path", "") or "")
+    return metrics, best_path, last_path
+
+
 def _resolve_ckpt_path(cfg: DictConfig) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
