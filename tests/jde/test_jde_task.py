@@ -244,3 +244,18 @@ def test_two_process_cpu_ddp_trains_through_main_py(tmp_path):
                             weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2
     assert checkpoint["jde_data"]["train_frames"] == 6
+
+
+def test_bf16_mixed_precision_trains_with_finite_losses(tmp_path, data_dir):
+    """AMP as in Re-ID training (trainer=gpu uses 16-mixed on CUDA; bf16-mixed runs on a CPU):
+    the focal, L1 and identity losses stay finite and the weights move."""
+    cfg = _config(["trainer.precision=bf16-mixed"], tmp_path / "run", data_dir)
+    metrics = jde(cfg)
+    for key in ("train/loss_epoch", "train/heatmap_epoch", "train/size_epoch",
+                "train/identity_epoch", "val/loss"):
+        assert math.isfinite(metrics[key]), key
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert all(v.dtype == torch.float32 for k, v in checkpoint["state_dict"].items()
+               if v.is_floating_point())
