@@ -162,18 +162,19 @@ class GANModule(L.LightningModule):
     def _latents(self, count: int) -> Tensor:
         return torch.randn(count, self.latent_dim, device=self.device)
 
-    def _labels(self, batch: Sequence[Tensor]) -> Tensor | None:
+    def _labels(self, batch: Sequence[Tensor], check: bool) -> Tensor | None:
         if not self.num_classes:
             return None
         labels = batch[1].long()
-        if labels.min() < 0 or labels.max() >= self.num_classes:
+        # checked on an epoch's first batch only: the comparison waits for the device
+        if check and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(f"batch labels {labels.min().item()}..{labels.max().item()} "
                              f"outside the conditioning range 0..{self.num_classes - 1}")
         return labels
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         real = batch[0]
-        labels = self._labels(batch)
+        labels = self._labels(batch, check=batch_idx == 0)
         optimizer_g, optimizer_d = self.optimizers()
         count = real.shape[0]
 
